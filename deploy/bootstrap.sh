@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine (as root), builds runahead, and runs one of:
+#   demo   the main job: a local cluster on this machine answering a prompt with a real model
+#   test   the whole test suite
+#   build  only installs and builds
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+build_dir="${RUNAHEAD_BUILD_DIR:-$root/build}"
+action="${1:-demo}"
+
+packages=(build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv
+  libasio-dev libucx-dev ucx-utils capnproto libcapnp-dev libspdlog-dev libfmt-dev
+  libopenblas-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libgtest-dev
+  libgmock-dev libcli11-dev clang-format iproute2 procps)
+
+install_packages() {
+  local missing=()
+  for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
+      missing+=("$package")
+  done
+  if ((${#missing[@]})); then
+    echo "bootstrap: installing ${missing[*]}" >&2
+    local sudo=""
+    [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  cmake -S "$root" -B "$build_dir" -G Ninja -DRUNAHEAD_WERROR=ON >/dev/null
+  cmake --build "$build_dir" -j "$(nproc)"
+}
+
+case "$action" in
+  build)
+    install_packages
+    build
+    ;;
+  test)
+    install_packages
+    build
+    ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 600
+    ;;
+  demo)
+    install_packages
+    build
+    exec "$root/deploy/demo.sh" "$build_dir"
+    ;;
+  *)
+    echo "usage: $0 demo|test|build" >&2
+    exit 2
+    ;;
+esac

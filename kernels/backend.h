@@ -1,0 +1,94 @@
+// The compute backend: memory and the operations the transformer is made of.
+//
+// The model code (model/transformer.cpp) calls these operations in order; a backend either runs
+// them at once (CPU) or enqueues them in order on its compute stream (CUDA). Operations do not
+// return errors one by one: a backend records the first failure and reports it from
+// synchronize() or the next copy to the host, so a failed request fails at its next check.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace runahead {
+
+enum class DeviceKind : uint8_t { kCpu, kCuda };
+
+// How rotary embeddings pair the dimensions of a head.
+enum class RopeStyle : uint8_t {
+  kHalf,         // dimension i with i + rotary_dim/2 (Hugging Face Llama and Falcon, GPT-NeoX)
+  kInterleaved,  // dimension 2i with 2i+1 (Meta's Llama checkpoints, GGUF)
+};
+
+// Causal attention of a slice of queries against a prefix of keys and values.
+// Query row i sits at absolute position q_begin + i and sees key rows [0, q_begin + i].
+// k and v hold at least q_begin + q.rows rows; heads are laid side by side in the columns.
+struct AttentionArgs {
+  Tensor q;    // [n_q, n_heads * head_dim]
+  Tensor k;    // [>= q_begin + n_q, n_kv_heads * head_dim]
+  Tensor v;    // like k
+  Tensor out;  // [n_q, n_heads * head_dim]
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int64_t q_begin = 0;
+  float scale = 1.0f;
+};
+
+struct RopeArgs {
+  Tensor x;  // [n, n_heads * head_dim], rotated in place
+  int n_heads = 0;
+  int head_dim = 0;
+  int rotary_dim = 0;          // leading dimensions of each head that rotate (<= head_dim)
+  int64_t first_position = 0;  // absolute position of row 0
+  Tensor inv_freq;             // [1, rotary_dim / 2] f32, from RopeConfig
+  RopeStyle style = RopeStyle::kHalf;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;  // "cpu", "cuda:0"
+  virtual DeviceKind device_kind() const = 0;
+  // The type activations, caches and (after upload) weights are held in.
+  virtual DType compute_dtype() const = 0;
+  virtual size_t free_memory_bytes() const = 0;
+
+  // --- memory ---
+  [[nodiscard]] virtual Result<Buffer> allocate(size_t bytes) = 0;
+  // Copies host rows (contiguous, in dst.dtype) into dst, which may be strided; `src` may be
+  // reused as soon as this returns.
+  [[nodiscard]] virtual Status copy_from_host(const void* src, Tensor dst) = 0;
+  // Copies src (may be strided) into contiguous host rows; waits for pending work first.
+  [[nodiscard]] virtual Status copy_to_host(Tensor src, void* dst) = 0;
+  // Waits for all enqueued work; reports the first failure since the last check.
+  [[nodiscard]] virtual Status synchronize() = 0;
+
+  // --- operations; shapes are checked by the caller (the model) ---
+  // out[i] = table[tokens[i]]; `tokens` is host memory of out.rows ids already range-checked.
+  virtual void embed(Tensor table, const int32_t* tokens, Tensor out) = 0;
+  virtual void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) = 0;
+  virtual void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) = 0;
+  // out = x @ w^T (+ bias when bias is not empty). x [n, k], w [m, k], out [n, m].
+  virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
+  virtual void rope(const RopeArgs& args) = 0;
+  virtual void attention(const AttentionArgs& args) = 0;
+  // out = silu(gate) * up, where gate_up = [gate | up] along the columns.
+  virtual void swiglu(Tensor gate_up, Tensor out) = 0;
+  // out = gelu(x), the exact (erf) form.
+  virtual void gelu(Tensor x, Tensor out) = 0;
+  // out = a + b; out may alias a or b.
+  virtual void add(Tensor a, Tensor b, Tensor out) = 0;
+  // dst = src, both in this backend's memory, possibly strided.
+  virtual void copy(Tensor src, Tensor dst) = 0;
+};
+
+// The fp32 reference backend (OpenBLAS, all cores).
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace runahead

@@ -1,0 +1,35 @@
+#include "kernels/backend_factory.h"
+
+#include <charconv>
+
+#ifdef RUNAHEAD_HAVE_CUDA
+#include "kernels/cuda/cuda_backend.h"
+#endif
+
+namespace runahead {
+
+Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
+  if (device == "cpu") return make_cpu_backend();
+  if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
+    int index = 0;
+    if (device.size() > 5) {
+      const char* first = device.data() + 5;
+      const char* last = device.data() + device.size();
+      auto [end, error] = std::from_chars(first, last, index);
+      if (error != std::errc() || end != last || index < 0) {
+        return make_error(ErrorCode::kInvalidArgument,
+                          "device '" + device + "': expected cuda:N with N a GPU index");
+      }
+    }
+#ifdef RUNAHEAD_HAVE_CUDA
+    return make_cuda_backend(index);
+#else
+    return make_error(ErrorCode::kUnsupported,
+                      "device '" + device + "': this build of runahead has no CUDA backend");
+#endif
+  }
+  return make_error(ErrorCode::kInvalidArgument,
+                    "unknown device '" + device + "' (expected cpu, cuda or cuda:N)");
+}
+
+}  // namespace runahead

@@ -1,0 +1,247 @@
+// The fp32 reference backend: OpenBLAS for the matrix products, OpenMP across cores for the rest.
+#include <cblas.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace runahead {
+namespace {
+
+[[maybe_unused]] bool is_f32(const Tensor& t) { return t.empty() || t.dtype == DType::kF32; }
+
+class CpuBackend final : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  DeviceKind device_kind() const override { return DeviceKind::kCpu; }
+  DType compute_dtype() const override { return DType::kF32; }
+  size_t free_memory_bytes() const override;
+
+  Result<Buffer> allocate(size_t bytes) override {
+    // 64-byte alignment for vector loads; the size rounded up as aligned_alloc requires.
+    const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    void* data = std::aligned_alloc(64, rounded);
+    if (data == nullptr) {
+      return make_error(ErrorCode::kResourceExhausted,
+                        "cpu: cannot allocate " + std::to_string(bytes) + " bytes");
+    }
+    return Buffer(data, bytes, [](void* p) { std::free(p); });
+  }
+
+  Status copy_from_host(const void* src, Tensor dst) override {
+    const size_t row_bytes = static_cast<size_t>(dst.cols) * dtype_size(dst.dtype);
+    for (int64_t r = 0; r < dst.rows; ++r) {
+      std::memcpy(dst.row_address(r), static_cast<const char*>(src) + r * row_bytes, row_bytes);
+    }
+    return Status::ok();
+  }
+
+  Status copy_to_host(Tensor src, void* dst) override {
+    const size_t row_bytes = static_cast<size_t>(src.cols) * dtype_size(src.dtype);
+    for (int64_t r = 0; r < src.rows; ++r) {
+      std::memcpy(static_cast<char*>(dst) + r * row_bytes, src.row_address(r), row_bytes);
+    }
+    return Status::ok();
+  }
+
+  Status synchronize() override { return Status::ok(); }
+
+  void embed(Tensor table, const int32_t* tokens, Tensor out) override {
+    assert(is_f32(table) && is_f32(out) && table.cols == out.cols);
+    for (int64_t i = 0; i < out.rows; ++i) {
+      std::memcpy(out.row<float>(i), table.row<float>(tokens[i]), out.cols * sizeof(float));
+    }
+  }
+
+  void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override {
+    assert(is_f32(x) && is_f32(weight) && is_f32(out) && x.cols == weight.cols);
+    const float* w = weight.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const float* in = x.row<float>(r);
+      float* o = out.row<float>(r);
+      double sum_squares = 0.0;
+      for (int64_t i = 0; i < x.cols; ++i) sum_squares += double{in[i]} * in[i];
+      const float inv_rms =
+          1.0f / std::sqrt(static_cast<float>(sum_squares / static_cast<double>(x.cols)) + eps);
+      for (int64_t i = 0; i < x.cols; ++i) o[i] = w[i] * (in[i] * inv_rms);
+    }
+  }
+
+  void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) override {
+    assert(is_f32(x) && is_f32(weight) && is_f32(bias) && is_f32(out));
+    const float* w = weight.as<float>();
+    const float* b = bias.empty() ? nullptr : bias.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < x.rows; ++r) {
+      const float* in = x.row<float>(r);
+      float* o = out.row<float>(r);
+      double sum = 0.0;
+      for (int64_t i = 0; i < x.cols; ++i) sum += in[i];
+      const double mean = sum / static_cast<double>(x.cols);
+      double sum_squares = 0.0;
+      for (int64_t i = 0; i < x.cols; ++i) sum_squares += (in[i] - mean) * (in[i] - mean);
+      const float inv_std =
+          1.0f / std::sqrt(static_cast<float>(sum_squares / static_cast<double>(x.cols)) + eps);
+      const auto mean_f = static_cast<float>(mean);
+      for (int64_t i = 0; i < x.cols; ++i) {
+        o[i] = (in[i] - mean_f) * inv_std * w[i] + (b != nullptr ? b[i] : 0.0f);
+      }
+    }
+  }
+
+  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override {
+    assert(is_f32(x) && is_f32(w) && is_f32(bias) && is_f32(out));
+    assert(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows);
+    if (x.rows == 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
+                static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.as<float>(),
+                static_cast<int>(x.row_stride), w.as<float>(), static_cast<int>(w.row_stride),
+                0.0f, out.as<float>(), static_cast<int>(out.row_stride));
+    if (!bias.empty()) {
+      const float* b = bias.as<float>();
+      for (int64_t r = 0; r < out.rows; ++r) {
+        float* o = out.row<float>(r);
+        for (int64_t i = 0; i < out.cols; ++i) o[i] += b[i];
+      }
+    }
+  }
+
+  void rope(const RopeArgs& a) override {
+    assert(is_f32(a.x) && a.inv_freq.dtype == DType::kF32);
+    const int half = a.rotary_dim / 2;
+    const float* inv_freq = a.inv_freq.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < a.x.rows; ++r) {
+      const auto position = static_cast<float>(a.first_position + r);
+      float* row = a.x.row<float>(r);
+      for (int i = 0; i < half; ++i) {
+        // As Hugging Face: the angle in fp32, then cos and sin of it.
+        const float angle = position * inv_freq[i];
+        const float cos_a = std::cos(angle);
+        const float sin_a = std::sin(angle);
+        for (int h = 0; h < a.n_heads; ++h) {
+          float* head = row + static_cast<int64_t>(h) * a.head_dim;
+          const int first = a.style == RopeStyle::kHalf ? i : 2 * i;
+          const int second = a.style == RopeStyle::kHalf ? i + half : 2 * i + 1;
+          const float x0 = head[first];
+          const float x1 = head[second];
+          head[first] = x0 * cos_a - x1 * sin_a;
+          head[second] = x1 * cos_a + x0 * sin_a;
+        }
+      }
+    }
+  }
+
+  // One query at a time with plain loops: every query's result is computed in the same order
+  // whatever slice it belongs to, so sliced and one-shot prefills agree.
+  void attention(const AttentionArgs& a) override {
+    assert(is_f32(a.q) && is_f32(a.k) && is_f32(a.v) && is_f32(a.out));
+    const int64_t n_q = a.q.rows;
+    assert(a.k.rows >= a.q_begin + n_q && a.v.rows >= a.q_begin + n_q);
+    const int group = a.n_heads / a.n_kv_heads;
+    const int64_t hd = a.head_dim;
+#pragma omp parallel
+    {
+      std::vector<float> scores;
+      std::vector<double> accumulator(static_cast<size_t>(hd));
+#pragma omp for collapse(2) schedule(dynamic, 16)
+      for (int h = 0; h < a.n_heads; ++h) {
+        for (int64_t i = 0; i < n_q; ++i) {
+          const int64_t visible = a.q_begin + i + 1;
+          const int64_t kv_offset = static_cast<int64_t>(h / group) * hd;
+          const float* q = a.q.row<float>(i) + static_cast<int64_t>(h) * hd;
+          scores.resize(static_cast<size_t>(visible));
+          float max_score = -std::numeric_limits<float>::infinity();
+          for (int64_t j = 0; j < visible; ++j) {
+            const float* k = a.k.row<float>(j) + kv_offset;
+            float dot = 0.0f;
+            for (int64_t d = 0; d < hd; ++d) dot += q[d] * k[d];
+            scores[j] = dot * a.scale;
+            max_score = std::max(max_score, scores[j]);
+          }
+          double total = 0.0;
+          for (int64_t j = 0; j < visible; ++j) {
+            scores[j] = std::exp(scores[j] - max_score);
+            total += scores[j];
+          }
+          std::fill(accumulator.begin(), accumulator.end(), 0.0);
+          for (int64_t j = 0; j < visible; ++j) {
+            const float* v = a.v.row<float>(j) + kv_offset;
+            for (int64_t d = 0; d < hd; ++d) accumulator[d] += double{scores[j]} * v[d];
+          }
+          float* o = a.out.row<float>(i) + static_cast<int64_t>(h) * hd;
+          for (int64_t d = 0; d < hd; ++d) o[d] = static_cast<float>(accumulator[d] / total);
+        }
+      }
+    }
+  }
+
+  void swiglu(Tensor gate_up, Tensor out) override {
+    assert(is_f32(gate_up) && is_f32(out) && gate_up.cols == 2 * out.cols);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < out.rows; ++r) {
+      const float* gate = gate_up.row<float>(r);
+      const float* up = gate + out.cols;
+      float* o = out.row<float>(r);
+      for (int64_t i = 0; i < out.cols; ++i) o[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    }
+  }
+
+  void gelu(Tensor x, Tensor out) override {
+    assert(is_f32(x) && is_f32(out) && x.cols == out.cols);
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < out.rows; ++r) {
+      const float* in = x.row<float>(r);
+      float* o = out.row<float>(r);
+      for (int64_t i = 0; i < out.cols; ++i) {
+        o[i] = 0.5f * in[i] * (1.0f + std::erf(in[i] * static_cast<float>(M_SQRT1_2)));
+      }
+    }
+  }
+
+  void add(Tensor a, Tensor b, Tensor out) override {
+    assert(is_f32(a) && is_f32(b) && is_f32(out));
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < out.rows; ++r) {
+      const float* x = a.row<float>(r);
+      const float* y = b.row<float>(r);
+      float* o = out.row<float>(r);
+      for (int64_t i = 0; i < out.cols; ++i) o[i] = x[i] + y[i];
+    }
+  }
+
+  void copy(Tensor src, Tensor dst) override {
+    assert(src.dtype == dst.dtype && src.rows == dst.rows && src.cols == dst.cols);
+    const size_t row_bytes = static_cast<size_t>(src.cols) * dtype_size(src.dtype);
+    for (int64_t r = 0; r < src.rows; ++r) {
+      std::memcpy(dst.row_address(r), src.row_address(r), row_bytes);
+    }
+  }
+};
+
+size_t CpuBackend::free_memory_bytes() const {
+  // MemAvailable from /proc/meminfo, in kB.
+  FILE* meminfo = std::fopen("/proc/meminfo", "r");
+  if (meminfo == nullptr) return 0;
+  char line[256];
+  size_t kilobytes = 0;
+  while (std::fgets(line, sizeof line, meminfo) != nullptr) {
+    if (std::sscanf(line, "MemAvailable: %zu kB", &kilobytes) == 1) break;
+  }
+  std::fclose(meminfo);
+  return kilobytes * 1024;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+
+}  // namespace runahead

@@ -1,0 +1,83 @@
+#include "model/local_generation.h"
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+
+namespace runahead {
+
+std::vector<int64_t> even_split(int64_t tokens, int slices) {
+  const int64_t count = std::clamp<int64_t>(slices, 1, std::max<int64_t>(tokens, 1));
+  std::vector<int64_t> cuts(static_cast<size_t>(count + 1));
+  for (int64_t i = 0; i <= count; ++i) cuts[i] = tokens * i / count;
+  return cuts;
+}
+
+Result<LocalGenerationResult> generate_local(const Transformer& transformer,
+                                             std::span<const int32_t> prompt,
+                                             const LocalGenerationOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const ModelConfig& c = transformer.config();
+  if (prompt.empty()) return make_error(ErrorCode::kInvalidArgument, "the prompt is empty");
+  if (options.slices < 1) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "slices must be at least 1, got " + std::to_string(options.slices));
+  }
+  if (options.max_new_tokens < 1) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "max-new-tokens must be at least 1 (the first token), got " +
+                          std::to_string(options.max_new_tokens));
+  }
+  const auto prompt_tokens = static_cast<int64_t>(prompt.size());
+  if (prompt_tokens > c.max_positions) {
+    return make_error(ErrorCode::kOutOfRange,
+                      "the prompt has " + std::to_string(prompt_tokens) +
+                          " tokens, more than the model's limit of " +
+                          std::to_string(c.max_positions));
+  }
+  // The last generated token is never fed back, so the cache needs one row less.
+  const int64_t total =
+      std::min<int64_t>(prompt_tokens + options.max_new_tokens - 1, c.max_positions);
+  const std::vector<int64_t> cuts = even_split(prompt_tokens, options.slices);
+  int64_t widest = 1;
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) widest = std::max(widest, cuts[i + 1] - cuts[i]);
+
+  Backend& backend = transformer.backend();
+  RUNAHEAD_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(backend, c, total));
+  RUNAHEAD_ASSIGN_OR_RETURN(Workspace ws, transformer.make_workspace(widest));
+  auto choose = [&](std::span<const float> logits) {
+    return options.choose ? options.choose(logits) : argmax(logits);
+  };
+
+  LocalGenerationResult result;
+  const auto start = Clock::now();
+  for (size_t i = 0; i + 1 < cuts.size(); ++i) {
+    RUNAHEAD_RETURN_IF_ERROR(transformer.prefill_slice(
+        prompt.subspan(static_cast<size_t>(cuts[i]), static_cast<size_t>(cuts[i + 1] - cuts[i])),
+        cuts[i], ws, cache));
+  }
+  RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, result.first_logits));
+  result.first_token = choose(result.first_logits);
+  const auto first = Clock::now();
+  result.ttft_seconds = std::chrono::duration<double>(first - start).count();
+  result.tokens.push_back(result.first_token);
+  if (options.on_token) options.on_token(result.first_token);
+
+  std::vector<float> logits;
+  int32_t token = result.first_token;
+  for (int64_t position = prompt_tokens;
+       position < total && static_cast<int>(result.tokens.size()) < options.max_new_tokens &&
+       token != options.stop_token;
+       ++position) {
+    RUNAHEAD_RETURN_IF_ERROR(
+        transformer.prefill_slice(std::span<const int32_t>(&token, 1), position, ws, cache));
+    RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
+    token = choose(logits);
+    result.tokens.push_back(token);
+    if (options.on_token) options.on_token(token);
+  }
+  result.decode_seconds = std::chrono::duration<double>(Clock::now() - first).count();
+  return result;
+}
+
+}  // namespace runahead

@@ -1,0 +1,202 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+namespace runahead {
+
+Transformer::Transformer(const ModelWeights& weights, Backend& backend)
+    : weights_(weights), backend_(backend) {}
+
+Result<Workspace> Transformer::make_workspace(int64_t capacity) const {
+  const ModelConfig& c = config();
+  if (capacity <= 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "workspace capacity must be positive, got " + std::to_string(capacity));
+  }
+  const int64_t gate_up_cols =
+      c.activation == Activation::kSwiGlu ? 2 * int64_t{c.ffn_hidden} : c.ffn_hidden;
+  const int64_t per_token = 4 * int64_t{c.hidden} + c.qkv_dim() + c.q_dim() + c.ffn_hidden +
+                            gate_up_cols;
+  const DType dt = backend_.compute_dtype();
+  const size_t bytes = static_cast<size_t>(per_token * capacity + c.vocab_size) * dtype_size(dt);
+  auto storage = backend_.allocate(bytes);
+  if (!storage) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "activations for " + std::to_string(capacity) + " tokens do not fit on " +
+                          backend_.name() + ": " + storage.error().message);
+  }
+  Workspace ws;
+  ws.capacity = capacity;
+  ws.storage = std::move(storage).value();
+  char* cursor = static_cast<char*>(ws.storage.data());
+  auto carve = [&](int64_t rows, int64_t cols) {
+    Tensor t = Tensor::matrix(cursor, dt, rows, cols);
+    cursor += t.bytes();
+    return t;
+  };
+  ws.hidden = carve(capacity, c.hidden);
+  ws.normed = carve(capacity, c.hidden);
+  ws.qkv = carve(capacity, c.qkv_dim());
+  ws.attn = carve(capacity, c.q_dim());
+  ws.attn_out = carve(capacity, c.hidden);
+  ws.mlp_act = carve(capacity, c.ffn_hidden);
+  ws.gate_up = carve(capacity, gate_up_cols);
+  ws.mlp_out = carve(capacity, c.hidden);
+  ws.logits = carve(1, c.vocab_size);
+  return ws;
+}
+
+Status Transformer::check_slice(std::span<const int32_t> tokens, int64_t begin,
+                                const Workspace& ws, const KvCache& cache) const {
+  const ModelConfig& c = config();
+  const auto n = static_cast<int64_t>(tokens.size());
+  if (n == 0) return make_error(ErrorCode::kInvalidArgument, "empty slice: no tokens to run");
+  if (begin < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "slice start " + std::to_string(begin) + " is negative");
+  }
+  if (begin + n > c.max_positions) {
+    return make_error(ErrorCode::kOutOfRange,
+                      "positions up to " + std::to_string(begin + n) + " exceed the model's limit of " +
+                          std::to_string(c.max_positions) + " (" + c.architecture_name + ")");
+  }
+  if (begin + n > cache.capacity()) {
+    return make_error(ErrorCode::kOutOfRange, "positions up to " + std::to_string(begin + n) +
+                                                  " exceed the kv cache capacity of " +
+                                                  std::to_string(cache.capacity()));
+  }
+  if (n > ws.capacity) {
+    return make_error(ErrorCode::kOutOfRange, "slice of " + std::to_string(n) +
+                                                  " tokens exceeds the workspace capacity of " +
+                                                  std::to_string(ws.capacity));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size) {
+      return make_error(ErrorCode::kOutOfRange,
+                        "token " + std::to_string(i) + " of the slice has id " +
+                            std::to_string(tokens[i]) + ", outside the vocabulary [0, " +
+                            std::to_string(c.vocab_size) + ")");
+    }
+  }
+  return Status::ok();
+}
+
+void Transformer::normalize(Tensor x, Tensor weight, Tensor bias, Tensor out) const {
+  if (config().norm == NormKind::kRms) {
+    backend_.rms_norm(x, weight, config().norm_eps, out);
+  } else {
+    backend_.layer_norm(x, weight, bias, config().norm_eps, out);
+  }
+}
+
+void Transformer::embed(std::span<const int32_t> tokens, Workspace& ws) const {
+  ws.tokens = static_cast<int64_t>(tokens.size());
+  backend_.embed(weights_.token_embedding, tokens.data(), ws.hidden.rows_slice(0, ws.tokens));
+}
+
+void Transformer::project_qkv(int layer, int64_t begin, Workspace& ws, KvCache& cache) const {
+  const ModelConfig& c = config();
+  const LayerWeights& w = weights_.layers[layer];
+  const int64_t n = ws.tokens;
+  const Tensor hidden = ws.hidden.rows_slice(0, n);
+  const Tensor normed = ws.normed.rows_slice(0, n);
+  const Tensor qkv = ws.qkv.rows_slice(0, n);
+
+  normalize(hidden, w.attn_norm, w.attn_norm_bias, normed);
+  backend_.matmul(normed, w.wqkv, w.bqkv, qkv);
+
+  const Tensor q = qkv.cols_slice(0, c.q_dim());
+  const Tensor k = qkv.cols_slice(c.q_dim(), c.q_dim() + c.kv_dim());
+  const Tensor v = qkv.cols_slice(c.q_dim() + c.kv_dim(), c.qkv_dim());
+  RopeArgs rope{.x = q,
+                .n_heads = c.n_heads,
+                .head_dim = c.head_dim,
+                .rotary_dim = c.rotary_dims(),
+                .first_position = begin,
+                .inv_freq = weights_.inv_freq,
+                .style = c.rope_style};
+  backend_.rope(rope);
+  rope.x = k;
+  rope.n_heads = c.n_kv_heads;
+  backend_.rope(rope);
+
+  backend_.copy(k, cache.keys(layer, begin, begin + n));
+  backend_.copy(v, cache.values(layer, begin, begin + n));
+}
+
+void Transformer::attend_and_finish(int layer, int64_t begin, Workspace& ws,
+                                    KvCache& cache) const {
+  const ModelConfig& c = config();
+  const LayerWeights& w = weights_.layers[layer];
+  const int64_t n = ws.tokens;
+  const Tensor hidden = ws.hidden.rows_slice(0, n);
+  const Tensor normed = ws.normed.rows_slice(0, n);
+  const Tensor attn = ws.attn.rows_slice(0, n);
+  const Tensor attn_out = ws.attn_out.rows_slice(0, n);
+  const Tensor gate_up = ws.gate_up.rows_slice(0, n);
+  const Tensor mlp_act = ws.mlp_act.rows_slice(0, n);
+  const Tensor mlp_out = ws.mlp_out.rows_slice(0, n);
+
+  AttentionArgs attention{.q = ws.qkv.rows_slice(0, n).cols_slice(0, c.q_dim()),
+                          .k = cache.keys(layer, 0, begin + n),
+                          .v = cache.values(layer, 0, begin + n),
+                          .out = attn,
+                          .n_heads = c.n_heads,
+                          .n_kv_heads = c.n_kv_heads,
+                          .head_dim = c.head_dim,
+                          .q_begin = begin,
+                          .scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  backend_.attention(attention);
+  backend_.matmul(attn, w.wo, w.bo, attn_out);
+
+  // Sequential block: h += attn; h += mlp(norm(h)). Parallel (Falcon): h += attn + mlp(normed).
+  if (!c.parallel_block) {
+    backend_.add(hidden, attn_out, hidden);
+    normalize(hidden, w.mlp_norm, w.mlp_norm_bias, normed);
+  }
+  backend_.matmul(normed, w.w_gate_up, w.b_up, gate_up);
+  if (c.activation == Activation::kSwiGlu) {
+    backend_.swiglu(gate_up, mlp_act);
+  } else {
+    backend_.gelu(gate_up, mlp_act);
+  }
+  backend_.matmul(mlp_act, w.w_down, w.b_down, mlp_out);
+  if (c.parallel_block) backend_.add(hidden, attn_out, hidden);
+  backend_.add(hidden, mlp_out, hidden);
+}
+
+Status Transformer::last_token_logits(Workspace& ws, std::vector<float>& logits) const {
+  const ModelConfig& c = config();
+  const Tensor last = ws.hidden.rows_slice(ws.tokens - 1, ws.tokens);
+  const Tensor last_normed = ws.normed.rows_slice(0, 1);
+  normalize(last, weights_.final_norm, weights_.final_norm_bias, last_normed);
+  backend_.matmul(last_normed, weights_.lm_head, Tensor{}, ws.logits);
+  logits.resize(static_cast<size_t>(c.vocab_size));
+  if (ws.logits.dtype == DType::kF32) return backend_.copy_to_host(ws.logits, logits.data());
+  std::vector<uint16_t> narrow(logits.size());
+  RUNAHEAD_RETURN_IF_ERROR(backend_.copy_to_host(ws.logits, narrow.data()));
+  convert_to_f32(ws.logits.dtype, narrow.data(), logits.data(), logits.size());
+  return Status::ok();
+}
+
+Status Transformer::prefill_slice(std::span<const int32_t> tokens, int64_t begin, Workspace& ws,
+                                  KvCache& cache) const {
+  RUNAHEAD_RETURN_IF_ERROR(check_slice(tokens, begin, ws, cache));
+  embed(tokens, ws);
+  for (int layer = 0; layer < config().n_layers; ++layer) {
+    project_qkv(layer, begin, ws, cache);
+    attend_and_finish(layer, begin, ws, cache);
+  }
+  return backend_.synchronize();
+}
+
+int32_t argmax(std::span<const float> values) {
+  int32_t best = 0;
+  for (size_t i = 1; i < values.size(); ++i) {
+    if (values[i] > values[best]) best = static_cast<int32_t>(i);
+  }
+  return best;
+}
+
+}  // namespace runahead

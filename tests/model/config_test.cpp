@@ -1,0 +1,40 @@
+#include "model/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tests/support/random_model.h"
+
+namespace runahead {
+namespace {
+
+TEST(ModelConfigTest, TinyConfigsAreValid) {
+  EXPECT_TRUE(testing::tiny_llama_config().validate().is_ok());
+  EXPECT_TRUE(testing::tiny_falcon_config().validate().is_ok());
+}
+
+TEST(ModelConfigTest, RejectsHeadsNotDivisibleByKvHeads) {
+  ModelConfig c = testing::tiny_llama_config();
+  c.n_kv_heads = 4;  // 6 heads
+  const Status status = c.validate();
+  ASSERT_FALSE(status.is_ok());
+  EXPECT_NE(status.message().find("n_kv_heads"), std::string::npos);
+}
+
+TEST(ModelConfigTest, Llama3RopeScalingKeepsHighFrequencies) {
+  ModelConfig c = testing::tiny_llama_config();
+  c.head_dim = 128;
+  c.rope_theta = 500000.0f;
+  const std::vector<float> plain = c.rope_inv_freq();
+  c.rope_scaling.type = RopeScaling::Type::kLlama3;
+  c.rope_scaling.factor = 8.0f;
+  c.rope_scaling.original_max_positions = 8192;
+  const std::vector<float> scaled = c.rope_inv_freq();
+  ASSERT_EQ(plain.size(), 64u);
+  EXPECT_FLOAT_EQ(scaled[0], plain[0]);               // wavelength 2 pi: untouched
+  EXPECT_FLOAT_EQ(scaled[63], plain[63] / 8.0f);      // longest wavelengths: divided
+}
+
+}  // namespace
+}  // namespace runahead
