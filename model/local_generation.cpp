@@ -36,6 +36,14 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
                           std::to_string(c.max_positions));
   }
   // The last generated token is never fed back, so the cache needs one row less.
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    if (prompt[i] < 0 || prompt[i] >= c.vocab_size) {
+      return make_error(ErrorCode::kOutOfRange,
+                        "prompt token " + std::to_string(i) + " has id " +
+                            std::to_string(prompt[i]) + ", outside the vocabulary [0, " +
+                            std::to_string(c.vocab_size) + ")");
+    }
+  }
   const int64_t total =
       std::min<int64_t>(prompt_tokens + options.max_new_tokens - 1, c.max_positions);
   const std::vector<int64_t> cuts = even_split(prompt_tokens, options.slices);

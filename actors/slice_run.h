@@ -1,0 +1,104 @@
+// One worker's part of one request: the per-layer KV-Runahead loop over a slice [begin, end).
+//
+// Two threads meet here. The compute thread calls run(): for each layer it projects the slice's
+// Q/K/V (writing its own K/V into the cache), hands its own block to the I/O thread to forward,
+// waits until the predecessor's prefix [0, begin) of that layer has landed, then attends and
+// finishes the layer. The I/O thread owns the data plane: it resolves arriving blocks to their
+// place in this cache, forwards each one to the successor as soon as it lands (cut-through),
+// posts the own blocks, and tracks the sends until they complete.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/status.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "net/data_plane.h"
+
+namespace runahead {
+
+struct SlicePlan {
+  uint64_t request_id = 0;
+  int64_t begin = 0;  // first token of this slice
+  int64_t end = 0;    // one past its last token
+  int64_t cache_tokens = 0;  // cache rows to allocate (>= end; more for the decoding worker)
+  std::optional<net::PeerId> successor;  // the next worker in the chain, if any
+};
+
+// What happened per layer, for the request's timeline.
+struct LayerTiming {
+  double compute_seconds = 0.0;
+  double wait_seconds = 0.0;  // waiting for the predecessor's prefix
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+class SliceRun {
+ public:
+  // Runs `task` on the I/O thread (the thread that owns the data plane).
+  using IoPost = std::function<void(std::function<void()> task)>;
+
+  [[nodiscard]] static Result<std::unique_ptr<SliceRun>> create(const Transformer& transformer,
+                                                                 SlicePlan plan,
+                                                                 net::DataPlane& data_plane,
+                                                                 IoPost io_post);
+
+  const SlicePlan& plan() const { return plan_; }
+  KvCache& cache() { return cache_; }
+
+  // --- I/O thread ---
+  // Where an arriving block of this request goes; refuses blocks that do not fit the plan.
+  [[nodiscard]] Result<void*> resolve(const net::KvBlockHeader& header);
+  // A block landed (or failed): record it, forward it to the successor.
+  void on_block(const net::KvBlockHeader& header, Status status);
+  // Checks the sends in flight; returns true when none is left.
+  bool poll_sends();
+
+  // --- compute thread ---
+  // Runs the slice through every layer. `workspace` must hold the slice; `deadline` bounds each
+  // wait for the predecessor. On success the slice's last hidden state is in the workspace.
+  [[nodiscard]] Status run(std::span<const int32_t> tokens, Workspace& workspace,
+                           std::chrono::steady_clock::time_point deadline);
+
+  // --- any thread ---
+  // Fails the run: a waiting run() returns `reason` at once.
+  void cancel(Status reason);
+  // Blocks until all sends completed or failed, or the deadline passed.
+  [[nodiscard]] Status wait_sends(std::chrono::steady_clock::time_point deadline);
+  std::vector<LayerTiming> timeline() const;
+
+ private:
+  SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache,
+           net::DataPlane& data_plane, IoPost io_post);
+
+  // Posts rows [from, to) of `layer` to the successor (I/O thread).
+  void send_block(int layer, int64_t from, int64_t to);
+  int64_t received_rows(int layer) const;  // under mutex_
+
+  const Transformer& transformer_;
+  const SlicePlan plan_;
+  KvCache cache_;
+  net::DataPlane& data_plane_;
+  IoPost io_post_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::map<int64_t, int64_t>> arrived_;  // per layer: landed ranges begin -> end
+  std::vector<std::map<int64_t, int64_t>> expected_;  // per layer: resolved, not yet landed
+  std::vector<LayerTiming> timeline_;
+  std::optional<Status> failure_;
+  std::vector<net::SendHandle> sends_in_flight_;  // I/O thread only
+  size_t sends_posted_ = 0;
+  size_t sends_completed_ = 0;
+  size_t own_blocks_posted_ = 0;
+};
+
+}  // namespace runahead
