@@ -46,7 +46,8 @@ SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache
       io_post_(std::move(io_post)),
       arrived_(static_cast<size_t>(transformer.config().n_layers)),
       expected_(static_cast<size_t>(transformer.config().n_layers)),
-      timeline_(static_cast<size_t>(transformer.config().n_layers)) {}
+      timeline_(static_cast<size_t>(transformer.config().n_layers)),
+      holding_sends_(plan.hold_sends) {}
 
 Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
   const std::string where = request_name(plan_.request_id) + ", layer " +
@@ -96,7 +97,18 @@ void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
   changed_.notify_all();
 }
 
+void SliceRun::release_sends() {
+  holding_sends_ = false;
+  std::vector<HeldBlock> held;
+  held.swap(held_blocks_);
+  for (const HeldBlock& block : held) send_block(block.layer, block.from, block.to);
+}
+
 void SliceRun::send_block(int layer, int64_t from, int64_t to) {
+  if (holding_sends_) {
+    held_blocks_.push_back({layer, from, to});
+    return;
+  }
   net::KvBlockHeader header;
   header.request_id = plan_.request_id;
   header.layer = static_cast<uint32_t>(layer);

@@ -31,6 +31,8 @@ struct SlicePlan {
   int64_t end = 0;    // one past its last token
   int64_t cache_tokens = 0;  // cache rows to allocate (>= end; more for the decoding worker)
   std::optional<net::PeerId> successor;  // the next worker in the chain, if any
+  // Hold blocks for the successor until release_sends(): it may not know the request yet.
+  bool hold_sends = false;
 };
 
 // What happened per layer, for the request's timeline.
@@ -61,6 +63,9 @@ class SliceRun {
   void on_block(const net::KvBlockHeader& header, Status status);
   // Checks the sends in flight; returns true when none is left.
   bool poll_sends();
+  // The successor is ready for this request: posts the blocks held so far, and later ones
+  // at once.
+  void release_sends();
 
   // --- compute thread ---
   // Runs the slice through every layer. `workspace` must hold the slice; `deadline` bounds each
@@ -96,6 +101,13 @@ class SliceRun {
   std::vector<LayerTiming> timeline_;
   std::optional<Status> failure_;
   std::vector<net::SendHandle> sends_in_flight_;  // I/O thread only
+  bool holding_sends_ = false;                    // I/O thread only
+  struct HeldBlock {
+    int layer;
+    int64_t from;
+    int64_t to;
+  };
+  std::vector<HeldBlock> held_blocks_;  // I/O thread only
   size_t sends_posted_ = 0;
   size_t sends_completed_ = 0;
   size_t own_blocks_posted_ = 0;

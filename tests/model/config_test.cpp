@@ -1,4 +1,5 @@
 #include "model/config.h"
+#include "model/model_hash.h"
 
 #include <gtest/gtest.h>
 
@@ -34,6 +35,23 @@ TEST(ModelConfigTest, Llama3RopeScalingKeepsHighFrequencies) {
   ASSERT_EQ(plain.size(), 64u);
   EXPECT_FLOAT_EQ(scaled[0], plain[0]);               // wavelength 2 pi: untouched
   EXPECT_FLOAT_EQ(scaled[63], plain[63] / 8.0f);      // longest wavelengths: divided
+}
+
+}  // namespace
+}  // namespace runahead
+
+namespace runahead {
+namespace {
+
+TEST(ModelHashTest, SameModelSameHashAnyChangeDiffers) {
+  const ModelConfig c = testing::tiny_llama_config();
+  const std::string reference = model_hash(random_host_model(c, 1));
+  EXPECT_EQ(reference.size(), 16u);
+  EXPECT_EQ(model_hash(random_host_model(c, 1)), reference);
+  EXPECT_NE(model_hash(random_host_model(c, 2)), reference);  // other weights
+  ModelConfig other = c;
+  other.rope_theta = 20000.0f;
+  EXPECT_NE(model_hash(random_host_model(other, 1)), reference);  // other config
 }
 
 }  // namespace
