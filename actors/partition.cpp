@@ -10,9 +10,9 @@ namespace {
 Status check_shape(int64_t tokens, size_t workers) {
   if (workers == 0) return make_error(ErrorCode::kInvalidArgument, "partition: no workers");
   if (tokens < static_cast<int64_t>(workers)) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "partition: " + std::to_string(tokens) + " tokens cannot be split over " +
-                          std::to_string(workers) + " workers");
+    return make_error(ErrorCode::kInvalidArgument, "partition: " + std::to_string(tokens) +
+                                                       " tokens cannot be split over " +
+                                                       std::to_string(workers) + " workers");
   }
   return Status::ok();
 }
@@ -54,8 +54,8 @@ Result<Partition> balanced_partition(int64_t tokens, const std::vector<SliceCost
     for (size_t i = 0; i < workers; ++i) {
       const int64_t limit = tokens - static_cast<int64_t>(workers - 1 - i) - begin;
       const double estimate = tokens_within(costs[i], static_cast<double>(begin), budget);
-      int64_t n = static_cast<int64_t>(std::clamp(std::floor(estimate), 0.0,
-                                                  static_cast<double>(limit)));
+      int64_t n =
+          static_cast<int64_t>(std::clamp(std::floor(estimate), 0.0, static_cast<double>(limit)));
       while (n < limit && costs[i].seconds(begin, n + 1) <= budget) ++n;
       while (n > 0 && costs[i].seconds(begin, n) > budget) --n;
       if (n < 1 || (i + 1 == workers && n != limit)) return false;

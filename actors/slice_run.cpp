@@ -7,7 +7,9 @@
 namespace runahead {
 namespace {
 
-std::string request_name(uint64_t id) { return "request " + std::to_string(id); }
+std::string request_name(uint64_t id) {
+  return "request " + std::to_string(id);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -32,7 +34,8 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
                           ") with cache of " + std::to_string(plan.cache_tokens) + " tokens");
   }
   RUNAHEAD_ASSIGN_OR_RETURN(
-      KvCache cache, KvCache::create(transformer.backend(), transformer.config(), plan.cache_tokens));
+      KvCache cache,
+      KvCache::create(transformer.backend(), transformer.config(), plan.cache_tokens));
   return std::unique_ptr<SliceRun>(
       new SliceRun(transformer, plan, std::move(cache), data_plane, std::move(io_post)));
 }
@@ -50,10 +53,9 @@ SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache
       holding_sends_(plan.hold_sends) {}
 
 Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
-  const std::string where = request_name(plan_.request_id) + ", layer " +
-                            std::to_string(header.layer) + ", tokens [" +
-                            std::to_string(header.token_begin) + ", " +
-                            std::to_string(header.token_end) + ")";
+  const std::string where =
+      request_name(plan_.request_id) + ", layer " + std::to_string(header.layer) + ", tokens [" +
+      std::to_string(header.token_begin) + ", " + std::to_string(header.token_end) + ")";
   if (header.layer >= static_cast<uint32_t>(cache_.n_layers())) {
     return make_error(ErrorCode::kProtocol, where + ": no such layer");
   }
@@ -93,7 +95,8 @@ void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
     timeline_[header.layer].bytes_in += header.payload_bytes;
   }
   // Cut-through: the successor needs the whole prefix, so pass the block on right away.
-  if (plan_.successor) send_block(static_cast<int>(header.layer), header.token_begin, header.token_end);
+  if (plan_.successor)
+    send_block(static_cast<int>(header.layer), header.token_begin, header.token_end);
   changed_.notify_all();
 }
 
@@ -156,9 +159,9 @@ bool SliceRun::poll_sends() {
     sends_in_flight_ = std::move(still);
     sends_completed_ += finished;
     if (failed && !failure_) {
-      failure_ = make_error(failed->code(), request_name(plan_.request_id) +
-                                                ": sending to the next worker failed: " +
-                                                failed->message());
+      failure_ = make_error(failed->code(),
+                            request_name(plan_.request_id) +
+                                ": sending to the next worker failed: " + failed->message());
     }
   }
   if (finished > 0 || failed) changed_.notify_all();
@@ -176,15 +179,19 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                      std::chrono::steady_clock::time_point deadline) {
   using Clock = std::chrono::steady_clock;
   if (static_cast<int64_t>(tokens.size()) != plan_.end - plan_.begin) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      request_name(plan_.request_id) + ": slice has " +
-                          std::to_string(tokens.size()) + " tokens, plan says " +
-                          std::to_string(plan_.end - plan_.begin));
+    return make_error(ErrorCode::kInvalidArgument, request_name(plan_.request_id) + ": slice has " +
+                                                       std::to_string(tokens.size()) +
+                                                       " tokens, plan says " +
+                                                       std::to_string(plan_.end - plan_.begin));
   }
   Backend& backend = transformer_.backend();
   RUNAHEAD_RETURN_IF_ERROR(transformer_.check_slice(tokens, plan_.begin, workspace, cache_));
   transformer_.embed(tokens, workspace);
   for (int layer = 0; layer < transformer_.config().n_layers; ++layer) {
+    {
+      std::lock_guard lock(mutex_);
+      if (failure_) return *failure_;  // cancelled: stop computing at the next layer
+    }
     const auto compute_start = Clock::now();
     transformer_.project_qkv(layer, plan_.begin, workspace, cache_);
     if (plan_.successor) {
@@ -227,6 +234,11 @@ void SliceRun::cancel(Status reason) {
     if (!failure_) failure_ = std::move(reason);
   }
   changed_.notify_all();
+}
+
+Status SliceRun::status() const {
+  std::lock_guard lock(mutex_);
+  return failure_ ? *failure_ : Status::ok();
 }
 
 Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {

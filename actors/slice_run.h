@@ -27,8 +27,8 @@ namespace runahead {
 
 struct SlicePlan {
   uint64_t request_id = 0;
-  int64_t begin = 0;  // first token of this slice
-  int64_t end = 0;    // one past its last token
+  int64_t begin = 0;         // first token of this slice
+  int64_t end = 0;           // one past its last token
   int64_t cache_tokens = 0;  // cache rows to allocate (>= end; more for the decoding worker)
   std::optional<net::PeerId> successor;  // the next worker in the chain, if any
   // Hold blocks for the successor until release_sends(): it may not know the request yet.
@@ -49,9 +49,9 @@ class SliceRun {
   using IoPost = std::function<void(std::function<void()> task)>;
 
   [[nodiscard]] static Result<std::unique_ptr<SliceRun>> create(const Transformer& transformer,
-                                                                 SlicePlan plan,
-                                                                 net::DataPlane& data_plane,
-                                                                 IoPost io_post);
+                                                                SlicePlan plan,
+                                                                net::DataPlane& data_plane,
+                                                                IoPost io_post);
 
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return cache_; }
@@ -76,6 +76,8 @@ class SliceRun {
   // --- any thread ---
   // Fails the run: a waiting run() returns `reason` at once.
   void cancel(Status reason);
+  // ok, or why the run failed or was cancelled.
+  Status status() const;
   // Blocks until all sends completed or failed, or the deadline passed.
   [[nodiscard]] Status wait_sends(std::chrono::steady_clock::time_point deadline);
   std::vector<LayerTiming> timeline() const;
@@ -96,7 +98,7 @@ class SliceRun {
 
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<std::map<int64_t, int64_t>> arrived_;  // per layer: landed ranges begin -> end
+  std::vector<std::map<int64_t, int64_t>> arrived_;   // per layer: landed ranges begin -> end
   std::vector<std::map<int64_t, int64_t>> expected_;  // per layer: resolved, not yet landed
   std::vector<LayerTiming> timeline_;
   std::optional<Status> failure_;

@@ -11,7 +11,9 @@ namespace runahead {
 
 enum class DType : uint8_t { kF32, kF16, kBF16 };
 
-constexpr size_t dtype_size(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+constexpr size_t dtype_size(DType dtype) {
+  return dtype == DType::kF32 ? 4 : 2;
+}
 std::string_view dtype_name(DType dtype);
 
 inline float bf16_to_f32(uint16_t bits) {

@@ -43,6 +43,10 @@ case "$action" in
   test)
     install_packages
     build
+    # The real-model tests need SmolLM2 (fetched once into a cache outside the repository).
+    RUNAHEAD_SMOLLM2_GGUF="$("$root/deploy/fetch_model.sh")"
+    export RUNAHEAD_SMOLLM2_GGUF
+    export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
     ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 600
     ;;
   demo)

@@ -90,5 +90,8 @@ class Backend {
 
 // The fp32 reference backend (OpenBLAS, all cores).
 std::unique_ptr<Backend> make_cpu_backend();
+// Threads the CPU backend uses in this process (OpenMP and OpenBLAS); 0 keeps the default of
+// one per core. Several workers on one machine each take their share.
+void set_cpu_threads(int threads);
 
 }  // namespace runahead

@@ -8,8 +8,8 @@ namespace runahead {
 Result<KvCache> KvCache::create(Backend& backend, const ModelConfig& config,
                                 int64_t capacity_tokens) {
   if (capacity_tokens <= 0) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "kv cache: capacity must be positive, got " + std::to_string(capacity_tokens));
+    return make_error(ErrorCode::kInvalidArgument, "kv cache: capacity must be positive, got " +
+                                                       std::to_string(capacity_tokens));
   }
   KvCache cache;
   cache.dtype_ = backend.compute_dtype();
@@ -21,8 +21,8 @@ Result<KvCache> KvCache::create(Backend& backend, const ModelConfig& config,
   if (!buffer) {
     return make_error(ErrorCode::kResourceExhausted,
                       "kv cache of " + std::to_string(capacity_tokens) + " tokens (" +
-                          std::to_string(bytes >> 20) + " MiB) does not fit on " +
-                          backend.name() + ": " + buffer.error().message);
+                          std::to_string(bytes >> 20) + " MiB) does not fit on " + backend.name() +
+                          ": " + buffer.error().message);
   }
   cache.buffer_ = std::move(buffer).value();
   return cache;

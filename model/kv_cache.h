@@ -34,7 +34,9 @@ class KvCache {
     return block(layer, begin, end).cols_slice(kv_dim_, 2 * kv_dim_);
   }
   size_t bytes_per_token() const { return 2 * static_cast<size_t>(kv_dim_) * dtype_size(dtype_); }
-  size_t block_bytes(int64_t tokens) const { return static_cast<size_t>(tokens) * bytes_per_token(); }
+  size_t block_bytes(int64_t tokens) const {
+    return static_cast<size_t>(tokens) * bytes_per_token();
+  }
   DType dtype() const { return dtype_; }
 
  private:

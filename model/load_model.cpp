@@ -19,8 +19,9 @@ Result<HostModel> load_model(const std::string& path) {
   file.read(magic, sizeof magic);
   if (file.gcount() == 4 && std::string(magic, 4) == "GGUF") return load_gguf_model(path);
   return make_error(ErrorCode::kUnsupported,
-                    path + ": neither a checkpoint directory (config.json + safetensors) nor a "
-                           "GGUF file");
+                    path +
+                        ": neither a checkpoint directory (config.json + safetensors) nor a "
+                        "GGUF file");
 }
 
 }  // namespace runahead

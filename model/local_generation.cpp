@@ -30,18 +30,17 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
   }
   const auto prompt_tokens = static_cast<int64_t>(prompt.size());
   if (prompt_tokens > c.max_positions) {
-    return make_error(ErrorCode::kOutOfRange,
-                      "the prompt has " + std::to_string(prompt_tokens) +
-                          " tokens, more than the model's limit of " +
-                          std::to_string(c.max_positions));
+    return make_error(ErrorCode::kOutOfRange, "the prompt has " + std::to_string(prompt_tokens) +
+                                                  " tokens, more than the model's limit of " +
+                                                  std::to_string(c.max_positions));
   }
   // The last generated token is never fed back, so the cache needs one row less.
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= c.vocab_size) {
-      return make_error(ErrorCode::kOutOfRange,
-                        "prompt token " + std::to_string(i) + " has id " +
-                            std::to_string(prompt[i]) + ", outside the vocabulary [0, " +
-                            std::to_string(c.vocab_size) + ")");
+      return make_error(ErrorCode::kOutOfRange, "prompt token " + std::to_string(i) + " has id " +
+                                                    std::to_string(prompt[i]) +
+                                                    ", outside the vocabulary [0, " +
+                                                    std::to_string(c.vocab_size) + ")");
     }
   }
   const int64_t total =
@@ -69,12 +68,13 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
   const auto first = Clock::now();
   result.ttft_seconds = std::chrono::duration<double>(first - start).count();
   result.tokens.push_back(result.first_token);
-  if (options.on_token) options.on_token(result.first_token);
+  bool go_on = !options.on_token || options.on_token(result.first_token);
 
   std::vector<float> logits;
   int32_t token = result.first_token;
   for (int64_t position = prompt_tokens;
-       position < total && static_cast<int>(result.tokens.size()) < options.max_new_tokens &&
+       go_on && position < total &&
+       static_cast<int>(result.tokens.size()) < options.max_new_tokens &&
        token != options.stop_token;
        ++position) {
     RUNAHEAD_RETURN_IF_ERROR(
@@ -82,7 +82,7 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
     RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
     token = choose(logits);
     result.tokens.push_back(token);
-    if (options.on_token) options.on_token(token);
+    go_on = !options.on_token || options.on_token(token);
   }
   result.decode_seconds = std::chrono::duration<double>(Clock::now() - first).count();
   return result;

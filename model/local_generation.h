@@ -13,13 +13,14 @@
 namespace runahead {
 
 struct LocalGenerationOptions {
-  int slices = 1;             // even split of the prompt into this many slices
-  int max_new_tokens = 16;    // tokens generated, the first one included
-  int32_t stop_token = -1;    // stop after emitting this id (-1: never)
+  int slices = 1;           // even split of the prompt into this many slices
+  int max_new_tokens = 16;  // tokens generated, the first one included
+  int32_t stop_token = -1;  // stop after emitting this id (-1: never)
   // Picks the next token from the logits; greedy (argmax) when empty.
   std::function<int32_t(std::span<const float> logits)> choose;
-  // Called with each token as soon as it is chosen (the first token included).
-  std::function<void(int32_t token)> on_token;
+  // Called with each token as soon as it is chosen (the first token included); returning false
+  // ends the generation after this token (a stop string was seen, say).
+  std::function<bool(int32_t token)> on_token;
 };
 
 struct LocalGenerationResult {

@@ -36,6 +36,21 @@ ModelConfig tiny_falcon() {
   return c;
 }
 
+// Small enough for CPU tests, large enough that a long prompt takes a while.
+ModelConfig mini_llama() {
+  ModelConfig c = tiny_llama();
+  c.architecture_name = "mini-llama";
+  c.n_layers = 4;
+  c.hidden = 256;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 32;
+  c.ffn_hidden = 688;
+  c.vocab_size = 512;
+  c.max_positions = 4096;
+  return c;
+}
+
 ModelConfig llama2_7b() {
   ModelConfig c;
   c.architecture_name = "llama2-7b";
@@ -104,12 +119,13 @@ void add_random(HostModel& model, const std::string& name, int64_t rows, int64_t
 }  // namespace
 
 std::vector<std::string> model_presets() {
-  return {"tiny-llama", "tiny-falcon", "llama2-7b", "llama3-8b", "falcon-7b"};
+  return {"tiny-llama", "tiny-falcon", "mini-llama", "llama2-7b", "llama3-8b", "falcon-7b"};
 }
 
 Result<ModelConfig> preset_config(const std::string& name) {
   if (name == "tiny-llama") return tiny_llama();
   if (name == "tiny-falcon") return tiny_falcon();
+  if (name == "mini-llama") return mini_llama();
   if (name == "llama2-7b") return llama2_7b();
   if (name == "llama3-8b") return llama3_8b();
   if (name == "falcon-7b") return falcon_7b();
@@ -161,7 +177,9 @@ HostModel random_host_model(const ModelConfig& c, uint64_t seed, float scale, DT
   return model;
 }
 
-bool is_random_model_path(const std::string& path) { return path.rfind("random:", 0) == 0; }
+bool is_random_model_path(const std::string& path) {
+  return path.rfind("random:", 0) == 0;
+}
 
 Result<HostModel> load_random_model(const std::string& path, uint64_t seed) {
   RUNAHEAD_ASSIGN_OR_RETURN(ModelConfig config, preset_config(path.substr(7)));

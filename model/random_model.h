@@ -11,7 +11,8 @@
 
 namespace runahead {
 
-// tiny-llama, tiny-falcon (odd sizes, a few layers), llama2-7b, llama3-8b, falcon-7b.
+// tiny-llama, tiny-falcon (odd sizes, a few layers), mini-llama (a few million parameters,
+// 4096 positions), llama2-7b, llama3-8b, falcon-7b.
 std::vector<std::string> model_presets();
 [[nodiscard]] Result<ModelConfig> preset_config(const std::string& name);
 

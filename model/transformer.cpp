@@ -16,8 +16,8 @@ Result<Workspace> Transformer::make_workspace(int64_t capacity) const {
   }
   const int64_t gate_up_cols =
       c.activation == Activation::kSwiGlu ? 2 * int64_t{c.ffn_hidden} : c.ffn_hidden;
-  const int64_t per_token = 4 * int64_t{c.hidden} + c.qkv_dim() + c.q_dim() + c.ffn_hidden +
-                            gate_up_cols;
+  const int64_t per_token =
+      4 * int64_t{c.hidden} + c.qkv_dim() + c.q_dim() + c.ffn_hidden + gate_up_cols;
   const DType dt = backend_.compute_dtype();
   const size_t bytes = static_cast<size_t>(per_token * capacity + c.vocab_size) * dtype_size(dt);
   auto storage = backend_.allocate(bytes);
@@ -47,8 +47,8 @@ Result<Workspace> Transformer::make_workspace(int64_t capacity) const {
   return ws;
 }
 
-Status Transformer::check_slice(std::span<const int32_t> tokens, int64_t begin,
-                                const Workspace& ws, const KvCache& cache) const {
+Status Transformer::check_slice(std::span<const int32_t> tokens, int64_t begin, const Workspace& ws,
+                                const KvCache& cache) const {
   const ModelConfig& c = config();
   const auto n = static_cast<int64_t>(tokens.size());
   if (n == 0) return make_error(ErrorCode::kInvalidArgument, "empty slice: no tokens to run");
@@ -57,9 +57,10 @@ Status Transformer::check_slice(std::span<const int32_t> tokens, int64_t begin,
                       "slice start " + std::to_string(begin) + " is negative");
   }
   if (begin + n > c.max_positions) {
-    return make_error(ErrorCode::kOutOfRange,
-                      "positions up to " + std::to_string(begin + n) + " exceed the model's limit of " +
-                          std::to_string(c.max_positions) + " (" + c.architecture_name + ")");
+    return make_error(ErrorCode::kOutOfRange, "positions up to " + std::to_string(begin + n) +
+                                                  " exceed the model's limit of " +
+                                                  std::to_string(c.max_positions) + " (" +
+                                                  c.architecture_name + ")");
   }
   if (begin + n > cache.capacity()) {
     return make_error(ErrorCode::kOutOfRange, "positions up to " + std::to_string(begin + n) +
@@ -125,8 +126,7 @@ void Transformer::project_qkv(int layer, int64_t begin, Workspace& ws, KvCache& 
   backend_.copy(v, cache.values(layer, begin, begin + n));
 }
 
-void Transformer::attend_and_finish(int layer, int64_t begin, Workspace& ws,
-                                    KvCache& cache) const {
+void Transformer::attend_and_finish(int layer, int64_t begin, Workspace& ws, KvCache& cache) const {
   const ModelConfig& c = config();
   const LayerWeights& w = weights_.layers[layer];
   const int64_t n = ws.tokens;

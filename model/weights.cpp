@@ -24,31 +24,29 @@ class Uploader {
   Result<const HostTensor*> require(const std::string& name, int64_t rows, int64_t cols) const {
     const HostTensor* tensor = host_.find(name);
     if (tensor == nullptr) {
-      return make_error(ErrorCode::kNotFound,
-                        host_.path + ": tensor " + name + " is missing");
+      return make_error(ErrorCode::kNotFound, host_.path + ": tensor " + name + " is missing");
     }
     // Vectors match whether stored as a row or a column.
-    const bool vector_match = (rows == 1 || cols == 1) && (tensor->rows == 1 || tensor->cols == 1) &&
+    const bool vector_match = (rows == 1 || cols == 1) &&
+                              (tensor->rows == 1 || tensor->cols == 1) &&
                               tensor->rows * tensor->cols == rows * cols;
     if (!(tensor->rows == rows && tensor->cols == cols) && !vector_match) {
-      return make_error(ErrorCode::kCorruptData,
-                        host_.path + ": tensor " + name + " (" + tensor->origin + ") has shape " +
-                            shape_string(tensor->rows, tensor->cols) + ", expected " +
-                            shape_string(rows, cols));
+      return make_error(ErrorCode::kCorruptData, host_.path + ": tensor " + name + " (" +
+                                                     tensor->origin + ") has shape " +
+                                                     shape_string(tensor->rows, tensor->cols) +
+                                                     ", expected " + shape_string(rows, cols));
     }
     return tensor;
   }
 
   // Concatenates the parts along the rows into one backend tensor.
-  Result<Tensor> upload(const std::vector<const HostTensor*>& parts, int64_t cols,
-                        DType dtype) {
+  Result<Tensor> upload(const std::vector<const HostTensor*>& parts, int64_t cols, DType dtype) {
     int64_t rows = 0;
     for (const HostTensor* part : parts) rows += part->rows * part->cols / cols;
     auto buffer = backend_.allocate(static_cast<size_t>(rows * cols) * dtype_size(dtype));
     if (!buffer) {
       return make_error(ErrorCode::kResourceExhausted,
-                        "weights do not fit on " + backend_.name() + ": " +
-                            buffer.error().message);
+                        "weights do not fit on " + backend_.name() + ": " + buffer.error().message);
     }
     Tensor whole = buffer->view(dtype, rows, cols);
     int64_t row = 0;
@@ -87,8 +85,7 @@ class Uploader {
     if (host_.find(fused_name) != nullptr) return single(fused_name, total, cols, dtype);
     std::vector<const HostTensor*> parts;
     for (size_t i = 0; i < part_names.size(); ++i) {
-      RUNAHEAD_ASSIGN_OR_RETURN(const HostTensor* part,
-                                require(part_names[i], part_rows[i], cols));
+      RUNAHEAD_ASSIGN_OR_RETURN(const HostTensor* part, require(part_names[i], part_rows[i], cols));
       parts.push_back(part);
     }
     return upload(parts, cols, dtype);
@@ -106,7 +103,7 @@ class Uploader {
 }  // namespace
 
 Result<ModelWeights> upload_weights(const HostModel& host, Backend& backend,
-                                   const UploadProgress& progress) {
+                                    const UploadProgress& progress) {
   const ModelConfig& c = host.config;
   RUNAHEAD_RETURN_IF_ERROR(c.validate());
   ModelWeights weights;
@@ -126,9 +123,9 @@ Result<ModelWeights> upload_weights(const HostModel& host, Backend& backend,
       RUNAHEAD_ASSIGN_OR_RETURN(layer.attn_norm_bias,
                                 up.single(p + "attn_norm_bias", 1, c.hidden, dt));
     }
-    RUNAHEAD_ASSIGN_OR_RETURN(
-        layer.wqkv, up.fused(p + "wqkv", {p + "wq", p + "wk", p + "wv"},
-                             {c.q_dim(), c.kv_dim(), c.kv_dim()}, c.hidden, dt));
+    RUNAHEAD_ASSIGN_OR_RETURN(layer.wqkv,
+                              up.fused(p + "wqkv", {p + "wq", p + "wk", p + "wv"},
+                                       {c.q_dim(), c.kv_dim(), c.kv_dim()}, c.hidden, dt));
     if (c.qkv_bias) {
       // Biases are vectors: fused as one column, then viewed as one row.
       RUNAHEAD_ASSIGN_OR_RETURN(Tensor bias_column,
@@ -152,8 +149,7 @@ Result<ModelWeights> upload_weights(const HostModel& host, Backend& backend,
                                 up.fused(p + "w_gate_up", {p + "w_gate", p + "w_up"},
                                          {c.ffn_hidden, c.ffn_hidden}, c.hidden, dt));
     } else {
-      RUNAHEAD_ASSIGN_OR_RETURN(layer.w_gate_up,
-                                up.single(p + "w_up", c.ffn_hidden, c.hidden, dt));
+      RUNAHEAD_ASSIGN_OR_RETURN(layer.w_gate_up, up.single(p + "w_up", c.ffn_hidden, c.hidden, dt));
     }
     RUNAHEAD_ASSIGN_OR_RETURN(layer.w_down, up.single(p + "w_down", c.hidden, c.ffn_hidden, dt));
     if (c.mlp_bias) {
@@ -170,15 +166,13 @@ Result<ModelWeights> upload_weights(const HostModel& host, Backend& backend,
   if (c.tied_embeddings) {
     weights.lm_head = weights.token_embedding;
   } else {
-    RUNAHEAD_ASSIGN_OR_RETURN(weights.lm_head,
-                              up.single("lm_head", c.vocab_size, c.hidden, dt));
+    RUNAHEAD_ASSIGN_OR_RETURN(weights.lm_head, up.single("lm_head", c.vocab_size, c.hidden, dt));
   }
 
   const std::vector<float> inv_freq = c.rope_inv_freq();
   auto inv_freq_buffer = backend.allocate(inv_freq.size() * sizeof(float));
   if (!inv_freq_buffer) return inv_freq_buffer.error();
-  weights.inv_freq =
-      inv_freq_buffer->view(DType::kF32, 1, static_cast<int64_t>(inv_freq.size()));
+  weights.inv_freq = inv_freq_buffer->view(DType::kF32, 1, static_cast<int64_t>(inv_freq.size()));
   RUNAHEAD_RETURN_IF_ERROR(backend.copy_from_host(inv_freq.data(), weights.inv_freq));
   weights.storage.push_back(std::move(inv_freq_buffer).value());
   RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());

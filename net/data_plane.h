@@ -74,12 +74,14 @@ class DataPlane {
   // Starts sending a block; `payload` must stay valid until check() reports kDone or kFailed.
   // A send to a peer that failed, or whose header is invalid, fails here at once. A send that
   // cannot complete (peer died, timed out) ends in kFailed with a status naming the peer.
-  // A block the receiver refuses may still report kDone: the receiver's log is the authority.
+  // A block the receiver refuses fails with kProtocol where the transport can tell (loopback, a
+  // UCX rendezvous block) and reports kDone where it cannot (a small UCX eager block): the
+  // receiver's log is the authority.
   [[nodiscard]] virtual Result<SendHandle> post_send(PeerId peer, const KvBlockHeader& header,
                                                      const void* payload) = 0;
   virtual SendState check(SendHandle handle, Status* failure = nullptr) = 0;
-  // Forgets a send. Releasing one still in flight is allowed; its payload must still stay valid
-  // until it completes (the caller cannot tell when, so release completed sends).
+  // Forgets a send, normally once check() reported kDone or kFailed. Releasing one in flight
+  // only stops tracking it: the transport may still read the payload until the transfer ends.
   virtual void release(SendHandle handle) = 0;
 
   // Receiving: `resolve` maps a header to the destination of its payload (which must hold
@@ -98,7 +100,9 @@ class DataPlane {
   // failure detection and send timeouts are checked here.
   virtual void progress() = 0;
   // A file descriptor that becomes readable when progress() has work (-1 if polling only);
-  // arm() must return true before waiting on it, false meaning "call progress() first".
+  // arm() must return true before waiting on it, false meaning "call progress() first". Under
+  // Asio, on false post the progress-and-arm step back to the loop rather than spinning on it:
+  // arm() can stay false while a transfer waits on the peer.
   virtual int event_fd() const = 0;
   virtual bool arm() = 0;
 };

@@ -6,5 +6,10 @@
 namespace runahead::cli {
 
 void add_generate_command(CLI::App& app);
+void add_coordinator_command(CLI::App& app);
+void add_worker_command(CLI::App& app);
+void add_submit_command(CLI::App& app);
+void add_status_command(CLI::App& app);
+void add_local_command(CLI::App& app);
 
 }  // namespace runahead::cli

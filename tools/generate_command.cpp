@@ -1,14 +1,22 @@
 // runahead generate: one process, the prompt prefilled in k slices in turn, then decoding.
+// With a trained model and --prompt, text goes in and the continuation streams out.
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "kernels/backend_factory.h"
+#include "model/gguf.h"
 #include "model/host_model.h"
 #include "model/local_generation.h"
 #include "model/random_model.h"
+#include "model/sampler.h"
+#include "text/chat_template.h"
+#include "text/text_stream.h"
+#include "text/tokenizer.h"
 #include "tools/commands.h"
 #include "tools/progress_bar.h"
 
@@ -17,10 +25,16 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
+  std::string tokenizer;  // defaults to the model's own
   std::string device = "cpu";
   std::vector<int32_t> tokens;
+  std::string prompt;
+  bool chat = false;
+  std::string system;
   int slices = 1;
   int max_new_tokens = 16;
+  SamplingOptions sampling;
+  std::vector<std::string> stop;
   bool json = false;
 };
 
@@ -35,46 +49,202 @@ std::string join(const std::vector<int32_t>& values) {
   std::exit(1);
 }
 
+// The model's chat template: tokenizer.chat_template of a GGUF file, or chat_template of a
+// checkpoint directory's tokenizer_config.json.
+std::string chat_template_of(const std::string& model) {
+  if (std::filesystem::is_directory(model)) {
+    const std::string path = model + "/tokenizer_config.json";
+    std::ifstream in(path);
+    const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+    if (!in || config.is_discarded() || !config.contains("chat_template") ||
+        !config.at("chat_template").is_string()) {
+      fail(path + ": no chat_template string; --chat needs one");
+    }
+    return config.at("chat_template").get<std::string>();
+  }
+  auto file = GgufFile::open(model);
+  if (!file) fail("--chat: " + file.error().message);
+  const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
+  if (jinja == nullptr || jinja->as_string() == nullptr) {
+    fail(model + ": metadata key tokenizer.chat_template is missing; --chat needs it");
+  }
+  return *jinja->as_string();
+}
+
+// The prompt text, through the model's chat template when asked.
+std::string prompt_text(const GenerateOptions& options) {
+  if (!options.chat) return options.prompt;
+  auto chat =
+      text::ChatTemplate::parse(chat_template_of(options.model), options.model + ": chat template");
+  if (!chat) fail(chat.error().message);
+  std::vector<text::ChatMessage> messages;
+  if (!options.system.empty()) messages.push_back({"system", options.system});
+  messages.push_back({"user", options.prompt});
+  return chat->apply(messages, true);
+}
+
+// Tokens that end generation: EOS and the end-of-turn markers the vocabulary has.
+std::vector<int32_t> stop_tokens(const text::Tokenizer* tokenizer, int32_t eos) {
+  std::vector<int32_t> ids;
+  if (eos >= 0) ids.push_back(eos);
+  if (tokenizer == nullptr) return ids;
+  for (const char* marker : {"<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<|end_of_text|>"}) {
+    if (auto id = tokenizer->token_id(marker); id && tokenizer->is_special(*id)) {
+      ids.push_back(*id);
+    }
+  }
+  return ids;
+}
+
 void run_generate(const GenerateOptions& options) {
-  auto host = is_random_model_path(options.model) ? load_random_model(options.model)
-                                                  : load_model(options.model);
+  if (options.tokens.empty() == options.prompt.empty()) {
+    fail("give the prompt either as --prompt TEXT or as --tokens IDS");
+  }
+  if (options.chat && options.prompt.empty()) fail("--chat needs --prompt");
+  Status sampling_ok = options.sampling.validate();
+  if (!sampling_ok) fail(sampling_ok.message());
+
+  const bool random = is_random_model_path(options.model);
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  if (!options.tokenizer.empty() || (!random && !options.prompt.empty())) {
+    auto loaded =
+        text::load_tokenizer(options.tokenizer.empty() ? options.model : options.tokenizer);
+    if (!loaded) fail(loaded.error().message);
+    tokenizer = std::move(loaded).value();
+  } else if (!random) {
+    // Token ids in, text out when the model carries a tokenizer; ids only otherwise.
+    if (auto loaded = text::load_tokenizer(options.model)) tokenizer = std::move(loaded).value();
+  }
+  if (!options.prompt.empty() && tokenizer == nullptr) {
+    fail("--prompt needs a tokenizer: " + options.model + " has none (use --tokens)");
+  }
+
+  std::vector<int32_t> prompt = options.tokens;
+  if (!options.prompt.empty()) {
+    auto encoded = tokenizer->encode(prompt_text(options));
+    if (!encoded) fail("the prompt: " + encoded.error().message);
+    prompt = std::move(encoded).value();
+  }
+
+  auto host = random ? load_random_model(options.model) : load_model(options.model);
   if (!host) fail(host.error().message);
+  if (tokenizer != nullptr && tokenizer->vocab_size() > host->config.vocab_size) {
+    fail("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+         " tokens but the model only " + std::to_string(host->config.vocab_size));
+  }
+  for (int32_t id : prompt) {
+    if (id < 0 || id >= host->config.vocab_size) {
+      fail("prompt token " + std::to_string(id) + " is outside the vocabulary of " +
+           std::to_string(host->config.vocab_size));
+    }
+  }
   auto backend = make_backend(options.device);
   if (!backend) fail(backend.error().message);
-  ProgressBar bar("loading weights");
+  std::unique_ptr<ProgressBar> bar = std::make_unique<ProgressBar>("loading weights");
   auto weights = upload_weights(*host, **backend,
-                                [&](size_t done, size_t total) { bar.update(done, total); });
-  bar.finish();
+                                [&](size_t done, size_t total) { bar->update(done, total); });
+  bar.reset();
   if (!weights) fail(weights.error().message);
+  host = Error{ErrorCode::kCancelled, "released"};  // the backend holds the weights now
   const Transformer transformer(*weights, **backend);
+  const ModelConfig& c = weights->config;
+
+  // Stopping: a stop token (EOS, end of turn) or a stop string in the streamed text ends the
+  // generation; neither is shown.
+  const std::vector<int32_t> stops = stop_tokens(tokenizer.get(), c.eos_token);
+  const int32_t stop_marker = stops.empty() ? -1 : stops.front();
+  Sampler sampler(options.sampling);
+  std::vector<int32_t> history = prompt;
+  std::optional<text::TextStream> stream;
+  if (tokenizer != nullptr) stream.emplace(*tokenizer);
+  std::string text;
+  std::string stop_reason = "length";
+  bool stopped = false;
+  const bool print_stream = !options.json && stream.has_value();
 
   LocalGenerationOptions generation;
   generation.slices = options.slices;
   generation.max_new_tokens = options.max_new_tokens;
-  auto result = generate_local(transformer, options.tokens, generation);
+  generation.stop_token = stop_marker;
+  generation.choose = [&](std::span<const float> logits) -> int32_t {
+    const int32_t token = sampler.sample(logits, history);
+    for (int32_t stop : stops) {
+      if (token == stop) return stop_marker;
+    }
+    return token;
+  };
+  generation.on_token = [&](int32_t token) -> bool {
+    if (!stops.empty() && token == stop_marker) {
+      stopped = true;
+      stop_reason = "eos";
+      return false;
+    }
+    history.push_back(token);
+    if (!stream) return true;
+    auto piece = stream->push(token);
+    if (!piece) fail(piece.error().message);
+    std::string fresh = std::move(piece).value();
+    for (const std::string& stop : options.stop) {
+      // Only the new text and the tail it may complete need searching.
+      const size_t from = text.size() >= stop.size() ? text.size() - stop.size() + 1 : 0;
+      const size_t at = (text + fresh).find(stop, from);
+      if (at != std::string::npos) {
+        fresh = (text + fresh).substr(text.size(), at > text.size() ? at - text.size() : 0);
+        if (at < text.size()) fresh.clear();
+        stopped = true;
+        stop_reason = "stop string";
+        break;
+      }
+    }
+    text += fresh;
+    if (print_stream) {
+      std::cout << fresh << std::flush;
+    }
+    return !stopped;
+  };
+  // A completion continues the prompt on screen; a chat reply stands on its own.
+  if (print_stream && !options.chat) std::cout << options.prompt << std::flush;
+  auto result = generate_local(transformer, prompt, generation);
   if (!result) fail(result.error().message);
+  if (stream && !stopped) {
+    auto rest = stream->finish();
+    if (rest) {
+      text += *rest;
+      if (print_stream) std::cout << *rest;
+    }
+  }
+  std::vector<int32_t> generated(history.begin() + static_cast<std::ptrdiff_t>(prompt.size()),
+                                 history.end());
 
-  const ModelConfig& c = weights->config;
   if (options.json) {
     nlohmann::json out = {{"model", options.model},
                           {"device", (*backend)->name()},
-                          {"prompt_tokens", options.tokens},
+                          {"prompt_tokens", prompt},
+                          {"prompt_token_count", prompt.size()},
                           {"slices", options.slices},
                           {"first_token", result->first_token},
-                          {"tokens", result->tokens},
+                          {"tokens", generated},
                           {"ttft_ms", result->ttft_seconds * 1e3},
-                          {"decode_tokens_per_second", result->decode_tokens_per_second()}};
+                          {"decode_tokens_per_second", result->decode_tokens_per_second()},
+                          {"tokens_per_second", result->decode_tokens_per_second()},
+                          {"stop_reason", stop_reason}};
+    if (tokenizer != nullptr) {
+      auto first = tokenizer->decode(std::span<const int32_t>(&result->first_token, 1));
+      out["first_token_text"] = first ? *first : "";
+      out["text"] = text;
+    }
     std::cout << out.dump() << "\n";
     return;
   }
+  if (print_stream) std::cout << "\n\n";
   std::cout << "model: " << options.model << " (" << c.architecture_name << ", " << c.n_layers
             << " layers, hidden " << c.hidden << ") on " << (*backend)->name() << "\n"
-            << "prompt: " << options.tokens.size() << " tokens in " << options.slices
-            << " slice(s)\n"
-            << "first token: " << result->first_token << "\n"
-            << "tokens: " << join(result->tokens) << "\n"
-            << "TTFT: " << result->ttft_seconds * 1e3 << " ms, decode: "
-            << result->decode_tokens_per_second() << " tokens/s\n";
+            << "prompt: " << prompt.size() << " tokens in " << options.slices << " slice(s)\n"
+            << "first token: " << result->first_token << "\n";
+  if (!stream) std::cout << "tokens: " << join(generated) << "\n";
+  std::cout << "generated: " << generated.size() << " tokens (stop: " << stop_reason << ")\n"
+            << "TTFT: " << result->ttft_seconds * 1e3
+            << " ms, decode: " << result->decode_tokens_per_second() << " tokens/s\n";
 }
 
 }  // namespace
@@ -82,24 +252,50 @@ void run_generate(const GenerateOptions& options) {
 void add_generate_command(CLI::App& app) {
   auto options = std::make_shared<GenerateOptions>();
   CLI::App* command = app.add_subcommand(
-      "generate", "Run a prompt in this process: prefill in --slices slices one after the other "
-                  "(the KV-Runahead primitive), then decode greedily.");
-  command->add_option("--model", options->model,
-                      "Hugging Face checkpoint directory, .gguf file, or random:PRESET "
-                      "(tiny-llama, tiny-falcon, llama2-7b, llama3-8b, falcon-7b)")
+      "generate",
+      "Run a prompt in this process: prefill in --slices slices one after the other "
+      "(the KV-Runahead primitive), then decode, streaming the text.");
+  command
+      ->add_option("--model", options->model,
+                   "Hugging Face checkpoint directory, .gguf file, or random:PRESET "
+                   "(tiny-llama, tiny-falcon, mini-llama, llama2-7b, llama3-8b, falcon-7b)")
       ->required();
+  command->add_option("--prompt", options->prompt, "prompt text (needs a tokenizer)");
   command->add_option("--tokens", options->tokens, "prompt token ids, comma-separated")
-      ->delimiter(',')
-      ->required();
+      ->delimiter(',');
+  command->add_option("--tokenizer", options->tokenizer,
+                      "tokenizer.json, tokenizer.model or .gguf (default: the model's own)");
+  command->add_flag("--chat", options->chat,
+                    "wrap --prompt as a user turn in the model's chat template (ChatML)");
+  command->add_option("--system", options->system, "system message for --chat");
   command->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
   command->add_option("--slices", options->slices, "slices the prompt is prefilled in")
       ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  command->add_option("--max-new-tokens", options->max_new_tokens,
-                      "tokens to generate, the first included")
+  command
+      ->add_option("--max-new-tokens", options->max_new_tokens,
+                   "tokens to generate, the first included")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  command->add_flag("--json", options->json, "print one JSON object instead of text");
+  command
+      ->add_option("--temperature", options->sampling.temperature,
+                   "sampling temperature; 0 is greedy")
+      ->capture_default_str();
+  command->add_option("--top-k", options->sampling.top_k, "keep the k likeliest tokens (0: all)")
+      ->capture_default_str();
+  command
+      ->add_option("--top-p", options->sampling.top_p,
+                   "keep the likeliest tokens up to this probability mass")
+      ->capture_default_str();
+  command
+      ->add_option("--repetition-penalty", options->sampling.repetition_penalty,
+                   "penalty for tokens already in the context (1: off)")
+      ->capture_default_str();
+  command->add_option("--seed", options->sampling.seed, "seed of the sampler")
+      ->capture_default_str();
+  command->add_option("--stop", options->stop, "stop when the text contains this (repeatable)");
+  command->add_flag("--json", options->json,
+                    "print one JSON object (prompt tokens, first token, TTFT, tokens/s, text)");
   command->callback([options] { run_generate(*options); });
 }
 

@@ -16,7 +16,12 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();
   app.parse_complete_callback([&] { runahead::set_log_level(log_level); });
+  runahead::cli::add_local_command(app);
   runahead::cli::add_generate_command(app);
+  runahead::cli::add_coordinator_command(app);
+  runahead::cli::add_worker_command(app);
+  runahead::cli::add_submit_command(app);
+  runahead::cli::add_status_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -1,5 +1,6 @@
 // The fp32 reference backend: OpenBLAS for the matrix products, OpenMP across cores for the rest.
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cassert>
@@ -15,7 +16,9 @@
 namespace runahead {
 namespace {
 
-[[maybe_unused]] bool is_f32(const Tensor& t) { return t.empty() || t.dtype == DType::kF32; }
+[[maybe_unused]] bool is_f32(const Tensor& t) {
+  return t.empty() || t.dtype == DType::kF32;
+}
 
 class CpuBackend final : public Backend {
  public:
@@ -103,8 +106,8 @@ class CpuBackend final : public Backend {
     if (x.rows == 0) return;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(x.rows),
                 static_cast<int>(w.rows), static_cast<int>(x.cols), 1.0f, x.as<float>(),
-                static_cast<int>(x.row_stride), w.as<float>(), static_cast<int>(w.row_stride),
-                0.0f, out.as<float>(), static_cast<int>(out.row_stride));
+                static_cast<int>(x.row_stride), w.as<float>(), static_cast<int>(w.row_stride), 0.0f,
+                out.as<float>(), static_cast<int>(out.row_stride));
     if (!bias.empty()) {
       const float* b = bias.as<float>();
       for (int64_t r = 0; r < out.rows; ++r) {
@@ -242,6 +245,14 @@ size_t CpuBackend::free_memory_bytes() const {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend() {
+  return std::make_unique<CpuBackend>();
+}
+
+void set_cpu_threads(int threads) {
+  if (threads <= 0) return;
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(threads);
+}
 
 }  // namespace runahead

@@ -33,8 +33,8 @@ TEST(ModelConfigTest, Llama3RopeScalingKeepsHighFrequencies) {
   c.rope_scaling.original_max_positions = 8192;
   const std::vector<float> scaled = c.rope_inv_freq();
   ASSERT_EQ(plain.size(), 64u);
-  EXPECT_FLOAT_EQ(scaled[0], plain[0]);               // wavelength 2 pi: untouched
-  EXPECT_FLOAT_EQ(scaled[63], plain[63] / 8.0f);      // longest wavelengths: divided
+  EXPECT_FLOAT_EQ(scaled[0], plain[0]);           // wavelength 2 pi: untouched
+  EXPECT_FLOAT_EQ(scaled[63], plain[63] / 8.0f);  // longest wavelengths: divided
 }
 
 }  // namespace

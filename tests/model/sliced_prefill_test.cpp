@@ -149,7 +149,9 @@ TEST_P(SlicedPrefillTest, RejectsBadSlices) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Architectures, SlicedPrefillTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& param) { return param.param ? "Falcon" : "Llama"; });
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Falcon" : "Llama";
+                         });
 
 }  // namespace
 }  // namespace runahead

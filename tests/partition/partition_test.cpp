@@ -26,8 +26,8 @@ double brute_force_makespan(int64_t tokens, const std::vector<SliceCost>& costs)
       best = std::min(best, predicted_makespan(cuts, costs));
       return;
     }
-    for (int64_t cut = cuts[index - 1] + 1; cut <= tokens - static_cast<int64_t>(costs.size() - index);
-         ++cut) {
+    for (int64_t cut = cuts[index - 1] + 1;
+         cut <= tokens - static_cast<int64_t>(costs.size() - index); ++cut) {
       cuts[index] = cut;
       place(index + 1);
     }

@@ -6,8 +6,12 @@
 
 namespace runahead::testing {
 
-ModelConfig tiny_llama_config() { return *preset_config("tiny-llama"); }
-ModelConfig tiny_falcon_config() { return *preset_config("tiny-falcon"); }
+ModelConfig tiny_llama_config() {
+  return *preset_config("tiny-llama");
+}
+ModelConfig tiny_falcon_config() {
+  return *preset_config("tiny-falcon");
+}
 
 std::vector<int32_t> random_tokens(int count, int vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);

@@ -1,0 +1,585 @@
+#include "actors/coordinator_actor.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/log.h"
+#include "runtime/overloaded.h"
+
+namespace runahead {
+namespace {
+
+using runtime::Overloaded;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kHealthPeriod = std::chrono::milliseconds(100);
+
+uint64_t nanos_between(Clock::time_point from, Clock::time_point to) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count());
+}
+
+// Answers to a remote client, under the id the client chose for its request.
+class ConnectionSink final : public RequestSink {
+ public:
+  ConnectionSink(std::shared_ptr<ServerSlot> server, net::ConnectionId connection,
+                 uint64_t client_request_id)
+      : server_(std::move(server)), connection_(connection), client_id_(client_request_id) {}
+
+  void token(const net::Token& token) override {
+    net::Token copy = token;
+    copy.request_id = client_id_;
+    deliver(copy);
+  }
+  void result(const net::RequestResult& result) override {
+    net::RequestResult copy = result;
+    copy.request_id = client_id_;
+    deliver(copy);
+  }
+  void error(const net::RequestError& error) override {
+    net::RequestError copy = error;
+    copy.request_id = client_id_;
+    deliver(copy);
+  }
+
+ private:
+  void deliver(const net::ControlMessage& message) {
+    net::ControlServer* server = server_->get();
+    if (server == nullptr) return;
+    Status sent = server->send(connection_, message);
+    if (!sent.is_ok()) {
+      logger("coordinator")
+          ->warn("cannot answer client connection {}: {}", connection_, sent.to_string());
+    }
+  }
+
+  std::shared_ptr<ServerSlot> server_;
+  net::ConnectionId connection_;
+  uint64_t client_id_;
+};
+
+}  // namespace
+
+void ServerSlot::set(net::ControlServer* server) {
+  {
+    std::lock_guard lock(mutex_);
+    server_ = server;
+  }
+  changed_.notify_all();
+}
+
+net::ControlServer* ServerSlot::get() {
+  std::unique_lock lock(mutex_);
+  changed_.wait_for(lock, std::chrono::seconds(10), [&] { return server_ != nullptr; });
+  return server_;
+}
+
+struct CoordinatorActor::WorkerEntry {
+  uint64_t id = 0;
+  net::ConnectionId connection = 0;
+  std::string name;
+  net::WorkerInfo info;
+  Clock::time_point last_heartbeat;
+  uint32_t active_requests = 0;
+  std::vector<uint64_t> requests;  // dispatched requests this worker is part of
+};
+
+struct CoordinatorActor::Request {
+  uint64_t id = 0;
+  net::ConnectionId client_connection = 0;  // 0 for in-process callers
+  net::SubmitRequest submit;
+  std::shared_ptr<RequestSink> sink;
+  std::vector<uint64_t> chain;  // worker ids in prefix order
+  Partition cuts;
+  size_t ready = 0;
+  size_t done = 0;
+  bool started = false;
+  bool all_tokens = false;
+  std::vector<int32_t> tokens;
+  net::Timeline timeline;
+  Clock::time_point submitted;
+  Clock::time_point first_token;
+  runtime::TimerId deadline = 0;
+};
+
+CoordinatorActor::CoordinatorActor(CoordinatorOptions options, std::shared_ptr<ServerSlot> server)
+    : options_(std::move(options)),
+      server_(std::move(server)),
+      model_hash_(options_.expected_model_hash) {}
+
+CoordinatorActor::~CoordinatorActor() = default;
+
+Status CoordinatorActor::on_start() {
+  start_periodic(kHealthPeriod, [] { return CoordinatorMessage(HealthTick{}); });
+  return Status::ok();
+}
+
+void CoordinatorActor::on_stop() {
+  // Every accepted request gets its one answer, also when the coordinator shuts down.
+  std::vector<uint64_t> ids;
+  for (const auto& [id, request] : requests_) ids.push_back(id);
+  for (uint64_t id : ids) fail(id, ErrorCode::kCancelled, "the coordinator is shutting down");
+}
+
+Status CoordinatorActor::send(net::ConnectionId connection, const net::ControlMessage& message) {
+  net::ControlServer* server = server_->get();
+  if (server == nullptr) return make_error(ErrorCode::kUnavailable, "coordinator not listening");
+  Status sent = server->send(connection, message);
+  if (!sent.is_ok()) {
+    logger("coordinator")
+        ->warn("cannot send {} to {}: {}", net::message_kind_name(message),
+               server->peer(connection), sent.to_string());
+  }
+  return sent;
+}
+
+std::string CoordinatorActor::worker_name(uint64_t worker_id) const {
+  auto it = workers_.find(worker_id);
+  const std::string name = it == workers_.end() ? std::string("?") : it->second->name;
+  return "worker " + name + " (id " + std::to_string(worker_id) + ")";
+}
+
+void CoordinatorActor::on_message(CoordinatorMessage message) {
+  std::visit(
+      Overloaded{
+          [&](net::ControlReceived& received) {
+            on_control(received.connection, std::move(received.message));
+          },
+          [&](net::ControlClosed& closed) { on_closed(closed); },
+          [&](LocalSubmit& submit) {
+            on_submit(std::move(submit.request), std::move(submit.sink), submit.accepted, 0);
+          },
+          [&](LocalCancel& cancel) {
+            if (requests_.count(cancel.request_id) != 0) {
+              fail(cancel.request_id, ErrorCode::kCancelled,
+                   "request " + std::to_string(cancel.request_id) + " cancelled: " + cancel.reason);
+            }
+          },
+          [&](LocalStatus& query) { query.reply->set_value(status_reply()); },
+          [&](HealthTick&) { on_health_tick(); },
+          [&](RequestDeadline& deadline) {
+            auto it = requests_.find(deadline.request_id);
+            if (it == requests_.end()) return;
+            std::string waiting;
+            for (uint64_t worker : it->second->chain) {
+              waiting += (waiting.empty() ? "" : ", ") + worker_name(worker);
+            }
+            fail(deadline.request_id, ErrorCode::kTimeout,
+                 "request " + std::to_string(deadline.request_id) + " timed out after " +
+                     std::to_string(options_.request_timeout.count()) + " ms" +
+                     (waiting.empty() ? " in the queue" : " on " + waiting));
+          },
+      },
+      message);
+}
+
+void CoordinatorActor::on_control(net::ConnectionId connection, net::ControlMessage message) {
+  auto from_worker = [&]() -> WorkerEntry* {
+    auto it = worker_of_connection_.find(connection);
+    return it == worker_of_connection_.end() ? nullptr : workers_[it->second].get();
+  };
+  auto unexpected = [&](const char* kind) {
+    logger("coordinator")->warn("unexpected {} from connection {}", kind, connection);
+  };
+  std::visit(Overloaded{
+                 [&](net::Hello& hello) { on_hello(connection, hello); },
+                 [&](net::HelloAck&) { unexpected("HelloAck"); },
+                 [&](net::Heartbeat& beat) {
+                   if (WorkerEntry* worker = from_worker()) {
+                     worker->last_heartbeat = Clock::now();
+                     worker->active_requests = beat.active_requests;
+                     worker->info.free_memory_bytes = beat.free_memory_bytes;
+                   }
+                 },
+                 [&](net::SubmitRequest& submit) {
+                   if (client_sinks_.count(connection) == 0) return unexpected("SubmitRequest");
+                   auto sink =
+                       std::make_shared<ConnectionSink>(server_, connection, submit.request_id);
+                   on_submit(std::move(submit), sink, nullptr, connection);
+                 },
+                 [&](net::Cancel& cancel) {
+                   for (auto& [id, request] : requests_) {
+                     if (request->client_connection == connection &&
+                         request->submit.request_id == cancel.request_id) {
+                       fail(id, ErrorCode::kCancelled,
+                            "request " + std::to_string(id) +
+                                " cancelled by the client: " + cancel.reason);
+                       return;
+                     }
+                   }
+                 },
+                 [&](net::AssignSlice&) { unexpected("AssignSlice"); },
+                 [&](net::SliceReady& ready) {
+                   if (from_worker() != nullptr) on_slice_ready(ready);
+                 },
+                 [&](net::StartSlice&) { unexpected("StartSlice"); },
+                 [&](net::SliceDone& done) {
+                   if (from_worker() != nullptr) on_slice_done(std::move(done));
+                 },
+                 [&](net::Token& token) {
+                   if (from_worker() != nullptr) on_token(std::move(token));
+                 },
+                 [&](net::RequestResult&) { unexpected("RequestResult"); },
+                 [&](net::RequestError& error) {
+                   if (from_worker() != nullptr) on_worker_error(error);
+                 },
+                 [&](net::StatusQuery&) { (void)send(connection, status_reply()); },
+                 [&](net::StatusReply&) { unexpected("StatusReply"); },
+                 [&](net::CalibrateRequest&) { unexpected("CalibrateRequest"); },
+                 [&](net::CalibrateReply&) { unexpected("CalibrateReply"); },
+             },
+             message);
+}
+
+void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& hello) {
+  net::ControlServer* server = server_->get();
+  auto refuse = [&](const std::string& reason) {
+    logger("coordinator")->warn("refused {}: {}", hello.name, reason);
+    net::HelloAck ack;
+    ack.accepted = false;
+    ack.reason = reason;
+    (void)send(connection, ack);
+    if (server != nullptr)
+      server->close(connection, make_error(ErrorCode::kProtocol, reason), true);
+  };
+  if (worker_of_connection_.count(connection) != 0 || client_sinks_.count(connection) != 0) {
+    return refuse("a second Hello on one connection");
+  }
+  const uint64_t id = next_peer_id_++;
+  switch (hello.role) {
+    case net::PeerRole::kWorker: {
+      if (hello.worker.model_hash.empty())
+        return refuse("worker " + hello.name + " sent no model hash");
+      if (model_hash_.empty()) model_hash_ = hello.worker.model_hash;
+      if (hello.worker.model_hash != model_hash_) {
+        return refuse("worker " + hello.name + " runs model " + hello.worker.model_hash +
+                      ", the cluster runs " + model_hash_);
+      }
+      auto worker = std::make_unique<WorkerEntry>();
+      worker->id = id;
+      worker->connection = connection;
+      worker->name = hello.name;
+      worker->info = hello.worker;
+      worker->last_heartbeat = Clock::now();
+      workers_[id] = std::move(worker);
+      worker_of_connection_[connection] = id;
+      logger("coordinator")
+          ->info("worker {} joined as id {} ({}, model {})", hello.name, id, hello.worker.backend,
+                 hello.worker.model_hash);
+      break;
+    }
+    case net::PeerRole::kClient:
+      client_sinks_[connection] = nullptr;
+      break;
+  }
+  net::HelloAck ack;
+  ack.accepted = true;
+  ack.peer_id = id;
+  (void)send(connection, ack);
+  dispatch();
+}
+
+void CoordinatorActor::on_closed(const net::ControlClosed& closed) {
+  if (auto it = worker_of_connection_.find(closed.connection); it != worker_of_connection_.end()) {
+    const uint64_t worker = it->second;
+    worker_lost(worker, "its connection closed (" + closed.reason.message() + ")");
+    return;
+  }
+  if (client_sinks_.erase(closed.connection) != 0) {
+    std::vector<uint64_t> orphaned;
+    for (const auto& [id, request] : requests_) {
+      if (request->client_connection == closed.connection) orphaned.push_back(id);
+    }
+    for (uint64_t id : orphaned) {
+      fail(id, ErrorCode::kCancelled, "the client of request " + std::to_string(id) + " left");
+    }
+  }
+}
+
+void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<RequestSink> sink,
+                                 const std::shared_ptr<std::promise<Result<uint64_t>>>& accepted,
+                                 net::ConnectionId client_connection) {
+  const uint64_t id = next_request_id_++;
+  auto refuse = [&](ErrorCode code, const std::string& why) {
+    if (accepted) {
+      accepted->set_value(make_error(code, why));
+    } else {
+      sink->error(net::RequestError{.request_id = id, .code = code, .message = why});
+    }
+  };
+  if (submit.prompt_tokens.empty()) {
+    return refuse(ErrorCode::kInvalidArgument, "request " + std::to_string(id) + ": empty prompt");
+  }
+  if (submit.max_new_tokens < 1) {
+    return refuse(ErrorCode::kInvalidArgument,
+                  "request " + std::to_string(id) + ": max new tokens must be at least 1");
+  }
+  if (queue_.size() >= options_.queue_capacity) {
+    return refuse(ErrorCode::kResourceExhausted,
+                  "coordinator busy: " + std::to_string(queue_.size()) +
+                      " requests are queued (limit " + std::to_string(options_.queue_capacity) +
+                      "); try again later");
+  }
+  auto request = std::make_unique<Request>();
+  request->id = id;
+  request->client_connection = client_connection;
+  request->submit = std::move(submit);
+  request->sink = std::move(sink);
+  request->submitted = Clock::now();
+  request->deadline =
+      start_timer(std::chrono::duration_cast<runtime::Duration>(options_.request_timeout),
+                  RequestDeadline{id}, id);
+  requests_[id] = std::move(request);
+  queue_.push_back(id);
+  if (accepted) accepted->set_value(id);
+  dispatch();
+}
+
+Status CoordinatorActor::plan(Request& request) {
+  std::vector<WorkerEntry*> healthy;
+  for (auto& [id, worker] : workers_) healthy.push_back(worker.get());
+  if (healthy.empty()) return make_error(ErrorCode::kUnavailable, "no workers");
+  const auto tokens = static_cast<int64_t>(request.submit.prompt_tokens.size());
+  size_t count = healthy.size();
+  if (options_.max_workers_per_request > 0)
+    count = std::min(count, options_.max_workers_per_request);
+  count = std::min<size_t>(count,
+                           static_cast<size_t>(std::max<int64_t>(
+                               1, tokens / std::max<int64_t>(1, options_.min_tokens_per_worker))));
+  if (count < healthy.size()) {
+    // Fewer workers than the cluster has: take the least busy, keeping their order.
+    std::stable_sort(healthy.begin(), healthy.end(), [](WorkerEntry* a, WorkerEntry* b) {
+      return a->requests.size() < b->requests.size();
+    });
+    healthy.resize(count);
+    std::sort(healthy.begin(), healthy.end(),
+              [](WorkerEntry* a, WorkerEntry* b) { return a->id < b->id; });
+  }
+  std::vector<SliceCost> costs;
+  bool measured = true;
+  for (WorkerEntry* worker : healthy) {
+    costs.push_back({worker->info.per_token_seconds, worker->info.per_key_seconds});
+    measured = measured && worker->info.per_token_seconds > 0.0;
+  }
+  Result<Partition> cuts = options_.partition == PartitionMode::kBalanced && measured
+                               ? balanced_partition(tokens, costs)
+                               : even_partition(tokens, static_cast<int>(healthy.size()));
+  if (!cuts) return cuts.status();
+  request.cuts = std::move(cuts).value();
+  request.chain.clear();
+  for (WorkerEntry* worker : healthy) request.chain.push_back(worker->id);
+  return Status::ok();
+}
+
+void CoordinatorActor::dispatch() {
+  while (!queue_.empty() && in_flight_ < options_.max_in_flight && !workers_.empty()) {
+    const uint64_t id = queue_.front();
+    queue_.pop_front();
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    Request& request = *it->second;
+    if (Status planned = plan(request); !planned.is_ok()) {
+      fail(id, planned.code(), "request " + std::to_string(id) + ": " + planned.message());
+      continue;
+    }
+    ++in_flight_;
+    std::vector<net::ChainMember> chain;
+    for (uint64_t worker : request.chain) {
+      chain.push_back({worker, workers_[worker]->info.data_plane_address});
+      workers_[worker]->requests.push_back(id);
+    }
+    const auto& prompt = request.submit.prompt_tokens;
+    for (size_t i = 0; i < request.chain.size(); ++i) {
+      net::AssignSlice assign;
+      assign.request_id = id;
+      assign.chain = chain;
+      assign.index = static_cast<uint32_t>(i);
+      assign.slice_begin = static_cast<uint64_t>(request.cuts[i]);
+      assign.slice_end = static_cast<uint64_t>(request.cuts[i + 1]);
+      assign.tokens.assign(prompt.begin() + request.cuts[i], prompt.begin() + request.cuts[i + 1]);
+      assign.total_prompt_tokens = prompt.size();
+      assign.max_new_tokens = request.submit.max_new_tokens;
+      assign.sampling = request.submit.sampling;
+      assign.return_logits = request.submit.return_logits;
+      if (i + 1 == request.chain.size()) {
+        // The decoding worker needs the whole prompt for the repetition penalty.
+        assign.history_tokens.assign(prompt.begin(), prompt.begin() + request.cuts[i]);
+      }
+      if (Status sent = send(workers_[request.chain[i]]->connection, assign); !sent.is_ok()) {
+        fail(id, sent.code(),
+             "request " + std::to_string(id) + ": cannot reach " + worker_name(request.chain[i]) +
+                 ": " + sent.message());
+        break;
+      }
+    }
+    logger("coordinator")
+        ->info("request {}: {} tokens on {} worker(s)", id, prompt.size(), request.chain.size());
+  }
+}
+
+void CoordinatorActor::on_slice_ready(const net::SliceReady& ready) {
+  auto it = requests_.find(ready.request_id);
+  if (it == requests_.end()) return;
+  Request& request = *it->second;
+  if (++request.ready < request.chain.size() || request.started) return;
+  request.started = true;
+  for (uint64_t worker : request.chain) {
+    (void)send(workers_[worker]->connection, net::StartSlice{.request_id = request.id});
+  }
+}
+
+void CoordinatorActor::on_slice_done(net::SliceDone done) {
+  auto it = requests_.find(done.request_id);
+  if (it == requests_.end()) return;
+  Request& request = *it->second;
+  ++request.done;
+  for (net::LayerTiming& layer : done.timeline.layers) {
+    request.timeline.layers.push_back(layer);
+  }
+  maybe_complete(request.id);
+}
+
+void CoordinatorActor::on_token(net::Token token) {
+  auto it = requests_.find(token.request_id);
+  if (it == requests_.end()) return;
+  Request& request = *it->second;
+  if (request.tokens.empty()) {
+    request.first_token = Clock::now();
+    logger("coordinator")
+        ->info("request {}: first token after {:.3f} ms", request.id,
+               nanos_between(request.submitted, request.first_token) / 1e6);
+  }
+  request.tokens.push_back(token.token);
+  request.all_tokens = token.is_last;
+  request.sink->token(token);
+  maybe_complete(request.id);
+}
+
+void CoordinatorActor::maybe_complete(uint64_t request_id) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return;
+  Request& request = *it->second;
+  if (!request.all_tokens || request.done < request.chain.size()) return;
+  net::RequestResult result;
+  result.request_id = request.id;
+  result.tokens = request.tokens;
+  result.ttft_nanos = nanos_between(request.submitted, request.first_token);
+  result.total_nanos = nanos_between(request.submitted, Clock::now());
+  result.timeline = std::move(request.timeline);
+  // The timeline in the log too: per worker, compute and prefix-wait time and bytes moved.
+  std::map<uint64_t, net::LayerTiming> per_worker;
+  for (const net::LayerTiming& layer : result.timeline.layers) {
+    net::LayerTiming& total = per_worker[layer.worker_id];
+    total.compute_nanos += layer.compute_nanos;
+    total.wait_nanos += layer.wait_nanos;
+    total.bytes_in += layer.bytes_in;
+    total.bytes_out += layer.bytes_out;
+  }
+  std::string summary;
+  for (const auto& [worker, total] : per_worker) {
+    summary += fmt::format(" [{}: compute {:.3f} ms, wait {:.3f} ms, in {} B, out {} B]",
+                           worker_name(worker), total.compute_nanos / 1e6, total.wait_nanos / 1e6,
+                           total.bytes_in, total.bytes_out);
+  }
+  logger("coordinator")
+      ->info("request {}: TTFT {:.3f} ms, {} tokens in {:.3f} ms;{}", request.id,
+             result.ttft_nanos / 1e6, result.tokens.size(), result.total_nanos / 1e6, summary);
+  std::shared_ptr<RequestSink> sink = request.sink;
+  for (uint64_t worker : request.chain) {
+    if (auto w = workers_.find(worker); w != workers_.end()) {
+      std::erase(w->second->requests, request.id);
+    }
+  }
+  cancel_timer(request.deadline);
+  finish_request(request.id);
+  requests_.erase(it);
+  --in_flight_;
+  sink->result(result);
+  dispatch();
+}
+
+void CoordinatorActor::on_worker_error(const net::RequestError& error) {
+  if (requests_.count(error.request_id) == 0) return;
+  fail(error.request_id, error.code, error.message);
+}
+
+void CoordinatorActor::cancel_on_workers(const Request& request, const std::string& reason) {
+  for (uint64_t worker : request.chain) {
+    auto w = workers_.find(worker);
+    if (w == workers_.end()) continue;
+    std::erase(w->second->requests, request.id);
+    (void)send(w->second->connection, net::Cancel{.request_id = request.id, .reason = reason});
+  }
+}
+
+void CoordinatorActor::fail(uint64_t request_id, ErrorCode code, const std::string& message) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return;
+  std::unique_ptr<Request> request = std::move(it->second);
+  requests_.erase(it);
+  std::erase(queue_, request_id);
+  if (!request->chain.empty()) {
+    --in_flight_;
+    cancel_on_workers(*request, message);
+  }
+  cancel_timer(request->deadline);
+  finish_request(request_id);
+  logger("coordinator")->warn("request {} failed: {}", request_id, message);
+  request->sink->error(
+      net::RequestError{.request_id = request_id, .code = code, .message = message});
+  dispatch();
+}
+
+void CoordinatorActor::worker_lost(uint64_t worker_id, const std::string& why) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  const std::string name = worker_name(worker_id);
+  logger("coordinator")->warn("{} is dead: {}", name, why);
+  const std::vector<uint64_t> affected = it->second->requests;
+  worker_of_connection_.erase(it->second->connection);
+  if (net::ControlServer* server = server_->get()) {
+    server->close(it->second->connection, make_error(ErrorCode::kUnavailable, name + " is dead"));
+  }
+  workers_.erase(it);
+  for (uint64_t request : affected) {
+    fail(request, ErrorCode::kUnavailable,
+         "request " + std::to_string(request) + " failed: " + name + " died (" + why + ")");
+  }
+}
+
+void CoordinatorActor::on_health_tick() {
+  const auto now = Clock::now();
+  std::vector<std::pair<uint64_t, int64_t>> silent;
+  for (const auto& [id, worker] : workers_) {
+    const auto quiet =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
+    if (quiet > options_.heartbeat_timeout) silent.emplace_back(id, quiet.count());
+  }
+  for (const auto& [id, quiet] : silent) {
+    worker_lost(id, "no heartbeat for " + std::to_string(quiet) + " ms");
+  }
+}
+
+net::StatusReply CoordinatorActor::status_reply() const {
+  net::StatusReply reply;
+  const auto now = Clock::now();
+  for (const auto& [id, worker] : workers_) {
+    net::WorkerStatus status;
+    status.worker_id = id;
+    status.name = worker->name;
+    status.info = worker->info;
+    const auto age =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
+    status.healthy = age <= options_.heartbeat_timeout;
+    status.last_heartbeat_age_millis = static_cast<uint64_t>(age.count());
+    status.active_requests = static_cast<uint32_t>(worker->requests.size());
+    reply.workers.push_back(std::move(status));
+  }
+  reply.queued_requests = static_cast<uint32_t>(queue_.size());
+  reply.active_requests = static_cast<uint32_t>(in_flight_);
+  reply.queue_capacity = static_cast<uint32_t>(options_.queue_capacity);
+  return reply;
+}
+
+}  // namespace runahead

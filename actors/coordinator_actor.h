@@ -1,0 +1,121 @@
+// The coordinator actor: the registry of workers and their health, the request queue, the plan
+// of each request (which workers, in what order, which partition), dispatch, and the answers:
+// first token, streamed tokens and the result, or one error naming the worker or input at
+// fault. Its protocol is net/schema/control.capnp; in-process callers reach it through the
+// local messages below (the embeddable API).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <variant>
+
+#include "actors/partition.h"
+#include "actors/request_sink.h"
+#include "net/control_events.h"
+#include "net/control_server.h"
+#include "runtime/actor.h"
+
+namespace runahead {
+
+enum class PartitionMode : uint8_t { kEven, kBalanced };
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:0";
+  size_t queue_capacity = 64;                         // requests waiting; more are refused as busy
+  size_t max_in_flight = 8;                           // requests dispatched to workers at once
+  std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
+  std::chrono::milliseconds request_timeout{600000};
+  PartitionMode partition = PartitionMode::kBalanced;
+  // Prompts shorter than this many tokens per worker use fewer workers (one at the least).
+  int64_t min_tokens_per_worker = 32;
+  size_t max_workers_per_request = 0;  // 0: every healthy worker
+  std::string expected_model_hash;     // empty: the first worker's hash is the cluster's
+};
+
+// The server, set once it listens; the actor waits for it before its first send.
+class ServerSlot {
+ public:
+  void set(net::ControlServer* server);
+  net::ControlServer* get();  // blocks until set (or 10 s)
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  net::ControlServer* server_ = nullptr;
+};
+
+struct LocalSubmit {
+  net::SubmitRequest request;
+  std::shared_ptr<RequestSink> sink;
+  std::shared_ptr<std::promise<Result<uint64_t>>> accepted;  // the request id, or why not
+};
+struct LocalCancel {
+  uint64_t request_id = 0;
+  std::string reason;
+};
+struct LocalStatus {
+  std::shared_ptr<std::promise<net::StatusReply>> reply;
+};
+struct HealthTick {};
+struct RequestDeadline {
+  uint64_t request_id = 0;
+};
+
+using CoordinatorMessage = std::variant<net::ControlReceived, net::ControlClosed, LocalSubmit,
+                                        LocalCancel, LocalStatus, HealthTick, RequestDeadline>;
+
+class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
+ public:
+  CoordinatorActor(CoordinatorOptions options, std::shared_ptr<ServerSlot> server);
+  ~CoordinatorActor() override;
+
+ protected:
+  Status on_start() override;
+  void on_message(CoordinatorMessage message) override;
+  void on_stop() override;
+
+ private:
+  struct WorkerEntry;
+  struct Request;
+
+  void on_control(net::ConnectionId connection, net::ControlMessage message);
+  void on_closed(const net::ControlClosed& closed);
+  void on_hello(net::ConnectionId connection, const net::Hello& hello);
+  void on_submit(net::SubmitRequest request, std::shared_ptr<RequestSink> sink,
+                 const std::shared_ptr<std::promise<Result<uint64_t>>>& accepted,
+                 net::ConnectionId client_connection);
+  void on_slice_ready(const net::SliceReady& ready);
+  void on_slice_done(net::SliceDone done);
+  void on_token(net::Token token);
+  void on_worker_error(const net::RequestError& error);
+  void on_health_tick();
+  net::StatusReply status_reply() const;
+
+  void dispatch();
+  Status plan(Request& request);
+  void worker_lost(uint64_t worker_id, const std::string& why);
+  void fail(uint64_t request_id, ErrorCode code, const std::string& message);
+  void maybe_complete(uint64_t request_id);
+  void cancel_on_workers(const Request& request, const std::string& reason);
+  Status send(net::ConnectionId connection, const net::ControlMessage& message);
+  std::string worker_name(uint64_t worker_id) const;
+
+  CoordinatorOptions options_;
+  std::shared_ptr<ServerSlot> server_;
+  std::string model_hash_;
+  uint64_t next_peer_id_ = 1;
+  uint64_t next_request_id_ = 1;
+  std::map<uint64_t, std::unique_ptr<WorkerEntry>> workers_;  // by worker id
+  std::map<net::ConnectionId, uint64_t> worker_of_connection_;
+  std::map<net::ConnectionId, std::shared_ptr<RequestSink>> client_sinks_;  // per client link
+  std::map<uint64_t, std::unique_ptr<Request>> requests_;                   // by request id
+  std::deque<uint64_t> queue_;  // accepted, not dispatched yet
+  size_t in_flight_ = 0;
+};
+
+}  // namespace runahead

@@ -1,0 +1,162 @@
+#include "actors/worker.h"
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <optional>
+
+#include "actors/compute_queue.h"
+#include "actors/cost_probe.h"
+#include "actors/worker_actor.h"
+#include "core/log.h"
+#include "kernels/backend_factory.h"
+#include "model/model_hash.h"
+#include "model/random_model.h"
+#include "net/control_client.h"
+#include "net/ucx_data_plane.h"
+
+namespace runahead {
+
+class Worker::Impl {
+ public:
+  explicit Impl(WorkerOptions worker_options) : options(std::move(worker_options)) {}
+  ~Impl() { shutdown(); }
+
+  Status start() {
+    auto log = logger("worker");
+    auto host = is_random_model_path(options.model) ? load_random_model(options.model)
+                                                    : load_model(options.model);
+    if (!host) return host.status();
+    set_cpu_threads(options.cpu_threads);
+    RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
+    RUNAHEAD_ASSIGN_OR_RETURN(ModelWeights uploaded, upload_weights(*host, *backend));
+    weights = std::make_unique<ModelWeights>(std::move(uploaded));
+    transformer = std::make_unique<Transformer>(*weights, *backend);
+    hash = model_hash(*host);
+    host = make_error(ErrorCode::kCancelled, "released");  // the backend holds the weights now
+    if (options.probe_tokens > 0) {
+      RUNAHEAD_ASSIGN_OR_RETURN(cost, measure_slice_cost(*transformer, options.probe_tokens));
+    }
+    log->info("{}: model {} (hash {}) on {}; cost per token {:.3g} s, per key {:.3g} s",
+              options.name, options.model, hash, backend->name(), cost.per_token, cost.per_key);
+
+    net::UcxDataPlaneOptions plane_options;
+    plane_options.name = options.name;
+    plane_options.transports = options.transports;
+    RUNAHEAD_ASSIGN_OR_RETURN(auto plane, net::UcxDataPlane::create(plane_options));
+    data_plane = std::move(plane);
+    compute = std::make_unique<ComputeQueue>(options.name);
+
+    WorkerContext context;
+    context.options = options;
+    context.transformer = transformer.get();
+    context.data_plane = data_plane.get();
+    context.compute = compute.get();
+    context.send_to_coordinator = [this](const net::ControlMessage& message) -> Status {
+      std::lock_guard lock(mutex);
+      if (!client) return make_error(ErrorCode::kUnavailable, "not connected to the coordinator");
+      return client->send(message);
+    };
+    context.on_coordinator_lost = [this](Status reason) { finish(std::move(reason)); };
+    system.start();
+    RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<WorkerActor>(options.name, std::move(context)));
+
+    net::Hello hello;
+    hello.role = net::PeerRole::kWorker;
+    hello.name = options.name;
+    hello.worker.data_plane_address = data_plane->local_address();
+    hello.worker.backend = backend->name();
+    hello.worker.free_memory_bytes = backend->free_memory_bytes();
+    hello.worker.model_hash = hash;
+    hello.worker.per_token_seconds = cost.per_token;
+    hello.worker.per_key_seconds = cost.per_key;
+    std::promise<Status> joined;
+    auto joined_future = joined.get_future();
+    net::ControlClient::connect_async(
+        system.io(), options.coordinator, hello, net::deliver_to(actor), options.connect_timeout,
+        {}, [&, this](Result<std::unique_ptr<net::ControlClient>> connected) {
+          if (!connected) {
+            joined.set_value(connected.status());
+            return;
+          }
+          id = connected.value()->ack().peer_id;
+          {
+            std::lock_guard lock(mutex);
+            client = std::move(connected).value();
+          }
+          // Queued before any message the coordinator sends after its HelloAck.
+          (void)actor.tell(Joined{id});
+          joined.set_value(Status::ok());
+        });
+    Status status = joined_future.get();
+    if (!status.is_ok()) {
+      return make_error(status.code(), options.name + ": cannot join the coordinator at " +
+                                           options.coordinator + ": " + status.message());
+    }
+    return Status::ok();
+  }
+
+  void finish(Status reason) {
+    std::lock_guard lock(mutex);
+    if (!stopped) stopped = std::move(reason);
+    stopped_changed.notify_all();
+  }
+
+  Status wait() {
+    std::unique_lock lock(mutex);
+    stopped_changed.wait(lock, [&] { return stopped.has_value(); });
+    return *stopped;
+  }
+
+  void shutdown() {
+    finish(make_error(ErrorCode::kCancelled, options.name + " stopped"));
+    // The actor's on_stop cancels the slice runs, so that the compute thread can be joined.
+    system.stop(runtime::StopMode::kDrop);
+    if (compute) compute->stop();
+    std::unique_ptr<net::ControlClient> closing;
+    {
+      std::lock_guard lock(mutex);
+      closing = std::move(client);
+    }
+    if (closing) closing->close(true);
+  }
+
+  WorkerOptions options;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<ModelWeights> weights;
+  std::unique_ptr<Transformer> transformer;
+  std::string hash;
+  SliceCost cost;
+  std::unique_ptr<net::DataPlane> data_plane;
+  std::unique_ptr<ComputeQueue> compute;
+  runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 1}};
+  runtime::ActorRef<WorkerMessage> actor;
+  uint64_t id = 0;
+
+  std::mutex mutex;
+  std::condition_variable stopped_changed;
+  std::unique_ptr<net::ControlClient> client;
+  std::optional<Status> stopped;
+};
+
+Result<std::unique_ptr<Worker>> Worker::start(const WorkerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  RUNAHEAD_RETURN_IF_ERROR(impl->start());
+  return std::unique_ptr<Worker>(new Worker(std::move(impl)));
+}
+
+Worker::Worker(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Worker::~Worker() {
+  stop();
+}
+uint64_t Worker::id() const {
+  return impl_->id;
+}
+Status Worker::wait() {
+  return impl_->wait();
+}
+void Worker::stop() {
+  if (impl_) impl_->shutdown();
+}
+
+}  // namespace runahead

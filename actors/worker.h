@@ -1,0 +1,55 @@
+// A worker: one per GPU (or CPU backend instance). It holds the model, joins a coordinator,
+// and runs the slices the coordinator assigns: the per-layer KV-Runahead loop (SliceRun) on
+// its compute thread, K/V over the data plane, and, when it is last in a request's chain, the
+// first token and the decoding that follows on the complete cache.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+
+namespace runahead {
+
+struct WorkerOptions {
+  std::string coordinator;  // host:port
+  std::string name = "worker";
+  std::string model;  // checkpoint directory, .gguf file or random:PRESET
+  std::string device = "cpu";
+  int cpu_threads = 0;  // threads of the CPU backend (0: one per core)
+  // UCX transports (UCX_TLS syntax, e.g. "tcp" or "shm,self"); empty lets UCX choose.
+  std::string transports;
+  std::chrono::milliseconds heartbeat_interval{500};
+  std::chrono::milliseconds connect_timeout{10000};
+  // Longest wait for one layer of a predecessor's prefix; the coordinator normally notices a
+  // dead peer sooner (heartbeats) and cancels the request.
+  std::chrono::milliseconds prefix_timeout{120000};
+  // Tokens of the two slices timed at start to fit the cost model (0: skip the measurement).
+  int64_t probe_tokens = 32;
+};
+
+class Worker {
+ public:
+  // Loads the model, measures its cost model, joins the coordinator. Errors name the model
+  // file, the device or the coordinator.
+  [[nodiscard]] static Result<std::unique_ptr<Worker>> start(const WorkerOptions& options);
+  ~Worker();  // stop()
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  uint64_t id() const;  // as the coordinator numbered it
+  // Blocks until the worker stops: stop() was called or the coordinator went away (the status
+  // says which).
+  Status wait();
+  void stop();
+
+  class Impl;
+
+ private:
+  explicit Worker(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runahead

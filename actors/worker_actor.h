@@ -1,0 +1,93 @@
+// The worker actor: the control side of a worker. It takes the coordinator's messages (its
+// protocol is net/schema/control.capnp), owns the data plane and the slice runs of the requests
+// this worker is part of, and queues their computation on the compute thread.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <variant>
+
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "actors/compute_queue.h"
+#include "actors/slice_run.h"
+#include "actors/worker.h"
+#include "model/transformer.h"
+#include "net/control_events.h"
+#include "net/data_plane.h"
+#include "runtime/actor.h"
+
+namespace runahead {
+
+// Runs a task on the actor's thread (the one that owns the data plane).
+struct IoTask {
+  std::function<void()> run;
+};
+// The data plane may have work: its event fd fired, or one of the poll timers ticked.
+struct DataPlaneTick {
+  enum class Source : uint8_t { kEvent, kBusyPoll, kIdlePoll };
+  Source source = Source::kIdlePoll;
+};
+struct HeartbeatTick {};
+// The coordinator accepted this worker and gave it an id.
+struct Joined {
+  uint64_t worker_id = 0;
+};
+// A slice (and, for the last worker, its decoding) finished on the compute thread.
+struct SliceFinished {
+  uint64_t request_id = 0;
+  Status status;
+};
+
+using WorkerMessage = std::variant<net::ControlReceived, net::ControlClosed, Joined, IoTask,
+                                   DataPlaneTick, HeartbeatTick, SliceFinished>;
+
+// What the actor works with; owned by the Worker, alive longer than the actor.
+struct WorkerContext {
+  WorkerOptions options;
+  const Transformer* transformer = nullptr;
+  net::DataPlane* data_plane = nullptr;
+  ComputeQueue* compute = nullptr;
+  uint64_t worker_id = 0;
+  // Thread-safe: sends a message to the coordinator.
+  std::function<Status(const net::ControlMessage&)> send_to_coordinator;
+  // The coordinator connection closed; the worker stops with `reason`.
+  std::function<void(Status reason)> on_coordinator_lost;
+};
+
+class WorkerActor final : public runtime::Actor<WorkerMessage> {
+ public:
+  explicit WorkerActor(WorkerContext context);
+  ~WorkerActor() override;
+
+ protected:
+  Status on_start() override;
+  void on_message(WorkerMessage message) override;
+  void on_stop() override;
+
+ private:
+  struct Request;
+
+  void on_control(net::ControlMessage message);
+  void on_assign(net::AssignSlice assign);
+  void on_start_slice(const net::StartSlice& start);
+  void on_cancel(const net::Cancel& cancel);
+  void on_slice_finished(const SliceFinished& finished);
+  void drive_data_plane();
+  void wait_for_data_plane_event();
+  void fail_request(uint64_t request_id, const Status& status);
+  Status send(const net::ControlMessage& message);
+  std::string describe() const;
+
+  WorkerContext context_;
+  std::unordered_map<uint64_t, std::shared_ptr<Request>> requests_;
+  std::unordered_map<net::PeerId, std::vector<uint8_t>> connected_peers_;  // data-plane address
+  std::unique_ptr<asio::posix::stream_descriptor> event_fd_;
+  bool waiting_for_event_ = false;
+  bool fast_tick_armed_ = false;
+  // Touched by compute jobs only (one at a time, on the compute thread).
+  std::shared_ptr<Workspace> workspace_;
+};
+
+}  // namespace runahead

@@ -1,0 +1,36 @@
+#include "api/conversions.h"
+
+namespace runahead {
+
+net::SubmitRequest to_submit(const RequestOptions& options) {
+  net::SubmitRequest submit;
+  submit.prompt_tokens = options.prompt_tokens;
+  submit.max_new_tokens = static_cast<uint32_t>(std::max(options.max_new_tokens, 0));
+  submit.sampling.temperature = options.sampling.temperature;
+  submit.sampling.top_k = static_cast<uint32_t>(std::max(options.sampling.top_k, 0));
+  submit.sampling.top_p = options.sampling.top_p;
+  submit.sampling.repetition_penalty = options.sampling.repetition_penalty;
+  submit.sampling.seed = options.sampling.seed;
+  submit.return_logits = options.return_logits;
+  return submit;
+}
+
+ClusterStatus to_cluster_status(const net::StatusReply& reply) {
+  ClusterStatus status;
+  for (const net::WorkerStatus& worker : reply.workers) {
+    status.workers.push_back(WorkerState{.id = worker.worker_id,
+                                         .name = worker.name,
+                                         .backend = worker.info.backend,
+                                         .model_hash = worker.info.model_hash,
+                                         .healthy = worker.healthy,
+                                         .last_heartbeat_age_ms = worker.last_heartbeat_age_millis,
+                                         .active_requests = worker.active_requests,
+                                         .free_memory_bytes = worker.info.free_memory_bytes});
+  }
+  status.queued_requests = reply.queued_requests;
+  status.active_requests = reply.active_requests;
+  status.queue_capacity = reply.queue_capacity;
+  return status;
+}
+
+}  // namespace runahead

@@ -1,0 +1,37 @@
+// A client of a remote coordinator (`runahead coordinator` or a service embedding one).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "runahead/coordinator.h"
+#include "runahead/request.h"
+
+namespace runahead {
+
+class Client {
+ public:
+  [[nodiscard]] static Result<std::unique_ptr<Client>> connect(
+      const std::string& coordinator_address,
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~Client();  // close()
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  [[nodiscard]] Result<RequestHandle> submit(RequestOptions options, TokenCallback on_token = {});
+  Status cancel(uint64_t request_id, const std::string& reason = "cancelled by the client");
+  [[nodiscard]] Result<ClusterStatus> status(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Requests still running end with an error.
+  void close();
+
+  class Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace runahead

@@ -1,0 +1,74 @@
+// Requests and their results, as the embeddable API and the command line see them.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace runahead {
+
+struct Sampling {
+  float temperature = 0.0f;  // 0: greedy
+  int top_k = 0;             // 0: no limit
+  float top_p = 1.0f;        // 1: no nucleus cut
+  float repetition_penalty = 1.0f;
+  uint64_t seed = 0;
+};
+
+struct RequestOptions {
+  std::vector<int32_t> prompt_tokens;
+  int max_new_tokens = 16;  // the first token included
+  Sampling sampling;
+  bool return_logits = false;  // logits of each generated position in RequestResult::logits
+};
+
+// One layer of one worker: where a request's time went.
+struct LayerTimeline {
+  uint64_t worker_id = 0;
+  int layer = 0;
+  double compute_ms = 0.0;
+  double wait_ms = 0.0;  // waiting for the predecessor's prefix
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+};
+
+struct RequestResult {
+  uint64_t request_id = 0;
+  std::vector<int32_t> tokens;  // the first token, then the continuation
+  double ttft_ms = 0.0;         // measured at the coordinator: submitted to first token
+  double total_ms = 0.0;
+  std::vector<LayerTimeline> timeline;
+  std::vector<std::vector<float>> logits;  // when asked for
+};
+
+// Called with each token as it arrives (index 0 is the first token), on a runtime thread.
+using TokenCallback = std::function<void(uint64_t request_id, int32_t token, uint32_t index)>;
+
+// A submitted request: its first token, its streamed tokens and its final result. Every
+// accepted request ends with exactly one result or one error.
+class RequestHandle {
+ public:
+  class State;
+  explicit RequestHandle(std::shared_ptr<State> state);
+  RequestHandle() = default;
+
+  uint64_t id() const;
+  // Blocks until the first token (or the request's error).
+  Result<int32_t> first_token() const;
+  // Blocks until the next streamed token; nullopt once the stream ended (see result()).
+  std::optional<int32_t> next_token() const;
+  // Blocks until the request ended.
+  Result<RequestResult> result() const;
+  // Waits at most `timeout_ms`; kTimeout if the request is still running.
+  Result<RequestResult> result_within(int64_t timeout_ms) const;
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace runahead

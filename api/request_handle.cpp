@@ -1,0 +1,121 @@
+#include "api/request_state.h"
+
+#include <chrono>
+
+namespace runahead {
+
+RequestHandle::RequestHandle(std::shared_ptr<State> state) : state_(std::move(state)) {}
+
+uint64_t RequestHandle::id() const {
+  return state_ ? state_->id() : 0;
+}
+
+Result<int32_t> RequestHandle::first_token() const {
+  if (!state_) return make_error(ErrorCode::kInvalidArgument, "empty request handle");
+  return state_->first_token();
+}
+
+std::optional<int32_t> RequestHandle::next_token() const {
+  return state_ ? state_->next_token() : std::nullopt;
+}
+
+Result<RequestResult> RequestHandle::result() const {
+  if (!state_) return make_error(ErrorCode::kInvalidArgument, "empty request handle");
+  return state_->wait_result(std::nullopt);
+}
+
+Result<RequestResult> RequestHandle::result_within(int64_t timeout_ms) const {
+  if (!state_) return make_error(ErrorCode::kInvalidArgument, "empty request handle");
+  return state_->wait_result(std::chrono::milliseconds(timeout_ms));
+}
+
+RequestHandle::State::State(TokenCallback on_token) : on_token_(std::move(on_token)) {}
+
+void RequestHandle::State::set_id(uint64_t id) {
+  std::lock_guard lock(mutex_);
+  id_ = id;
+}
+
+uint64_t RequestHandle::State::id() const {
+  std::lock_guard lock(mutex_);
+  return id_;
+}
+
+void RequestHandle::State::token(const net::Token& token) {
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome_) return;
+    streamed_.push_back(token.token);
+    tokens_.push_back(token.token);
+    if (!token.logits.empty()) logits_.push_back(token.logits);
+  }
+  changed_.notify_all();
+  if (on_token_) on_token_(token.request_id, token.token, token.index);
+}
+
+void RequestHandle::State::result(const net::RequestResult& result) {
+  RequestResult out;
+  out.request_id = result.request_id;
+  out.tokens = result.tokens;
+  out.ttft_ms = static_cast<double>(result.ttft_nanos) / 1e6;
+  out.total_ms = static_cast<double>(result.total_nanos) / 1e6;
+  for (const net::LayerTiming& layer : result.timeline.layers) {
+    out.timeline.push_back(
+        LayerTimeline{.worker_id = layer.worker_id,
+                      .layer = static_cast<int>(layer.layer),
+                      .compute_ms = static_cast<double>(layer.compute_nanos) / 1e6,
+                      .wait_ms = static_cast<double>(layer.wait_nanos) / 1e6,
+                      .bytes_in = layer.bytes_in,
+                      .bytes_out = layer.bytes_out});
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome_) return;
+    out.logits = std::move(logits_);
+    outcome_ = std::move(out);
+  }
+  changed_.notify_all();
+}
+
+void RequestHandle::State::error(const net::RequestError& error) {
+  {
+    std::lock_guard lock(mutex_);
+    if (outcome_) return;
+    outcome_ = Result<RequestResult>(make_error(error.code, error.message));
+  }
+  changed_.notify_all();
+}
+
+Result<int32_t> RequestHandle::State::first_token() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !tokens_.empty() || outcome_.has_value(); });
+  if (!tokens_.empty()) return tokens_.front();
+  return outcome_->error();
+}
+
+std::optional<int32_t> RequestHandle::State::next_token() {
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return !streamed_.empty() || outcome_.has_value(); });
+  if (streamed_.empty()) return std::nullopt;
+  const int32_t token = streamed_.front();
+  streamed_.pop_front();
+  return token;
+}
+
+Result<RequestResult> RequestHandle::State::wait_result(
+    std::optional<std::chrono::milliseconds> timeout) {
+  std::unique_lock lock(mutex_);
+  auto ready = [&] { return outcome_.has_value(); };
+  if (timeout) {
+    if (!changed_.wait_for(lock, *timeout, ready)) {
+      return make_error(ErrorCode::kTimeout, "request " + std::to_string(id_) +
+                                                 " still running after " +
+                                                 std::to_string(timeout->count()) + " ms");
+    }
+  } else {
+    changed_.wait(lock, ready);
+  }
+  return *outcome_;
+}
+
+}  // namespace runahead

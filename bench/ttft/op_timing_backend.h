@@ -1,0 +1,59 @@
+// A Backend that forwards every operation to a CudaBackend and brackets it with CUDA events,
+// so one prefill yields the GPU time spent in each kind of operation.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/cuda_backend.h"
+
+namespace runahead {
+
+class OpTimingBackend final : public Backend {
+ public:
+  explicit OpTimingBackend(CudaBackend& gpu) : gpu_(gpu) {}
+  ~OpTimingBackend() override;
+
+  // Milliseconds per operation name over everything run since the last reset(); synchronizes.
+  std::map<std::string, double> totals();
+  void reset();
+
+  std::string name() const override { return gpu_.name(); }
+  DeviceKind device_kind() const override { return gpu_.device_kind(); }
+  DType compute_dtype() const override { return gpu_.compute_dtype(); }
+  size_t free_memory_bytes() const override { return gpu_.free_memory_bytes(); }
+  Result<Buffer> allocate(size_t bytes) override { return gpu_.allocate(bytes); }
+  Status copy_from_host(const void* src, Tensor dst) override {
+    return gpu_.copy_from_host(src, dst);
+  }
+  Status copy_to_host(Tensor src, void* dst) override { return gpu_.copy_to_host(src, dst); }
+  Status synchronize() override { return gpu_.synchronize(); }
+
+  void embed(Tensor table, const int32_t* tokens, Tensor out) override;
+  void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override;
+  void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) override;
+  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
+  void rope(const RopeArgs& args) override;
+  void attention(const AttentionArgs& args) override;
+  void swiglu(Tensor gate_up, Tensor out) override;
+  void gelu(Tensor x, Tensor out) override;
+  void add(Tensor a, Tensor b, Tensor out) override;
+  void copy(Tensor src, Tensor dst) override;
+
+ private:
+  struct Span {
+    std::string op;
+    cudaEvent_t start;
+    cudaEvent_t stop;
+  };
+  template <typename Op>
+  void timed(std::string op, Op&& run);
+
+  CudaBackend& gpu_;
+  std::vector<Span> spans_;
+};
+
+}  // namespace runahead

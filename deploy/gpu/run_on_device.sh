@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs the GPU tests and benchmarks on the GPU machine, from the repository root, in one device
+# call (after deploy/gpu/build_bundle.sh here):
+#   bash deploy/gpu/run_on_device.sh tests bench hf        (carry .carry/gpu)
+# Steps: tests (cuda_test), memcheck (kernel tests under compute-sanitizer), bench (ttft_bench),
+# hf (Hugging Face peer), attn-ncu (one profile of the attention kernel).
+# Logs go to $OUT (the device tool brings them back); a summary is printed last.
+# TOKENS (default 4096,16384,32768) sets the prompt lengths; GTEST_FILTER narrows the tests.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bundle=$root/.carry/gpu
+out=${OUT:-/tmp/runahead-gpu}
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+# NVLink multicast stays off for anything that might reach NCCL.
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export PYTHONUNBUFFERED=1
+tokens=${TOKENS:-4096,16384,32768}
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
+    --format=csv
+} 2>&1 | tee "$out/device.txt"
+missing=$(ldd "$bundle/bin/cuda_test" "$bundle/bin/ttft_bench" 2>&1 | grep "not found" | sort -u)
+[[ -z "$missing" ]] || echo "missing libraries: $missing"
+
+status=0
+for step in "$@"; do
+  case "$step" in
+    tests)
+      "$bundle/bin/cuda_test" --gtest_output="xml:$out/cuda_test.xml" \
+        ${GTEST_FILTER:+--gtest_filter="$GTEST_FILTER"} >"$out/cuda_test.log" 2>&1 || status=1
+      ;;
+    bench)
+      "$bundle/bin/ttft_bench" --tokens "$tokens" --json "$out/ttft.jsonl" 2>&1 |
+        tee "$out/ttft_bench.log" || status=1
+      ;;
+    hf)
+      python3 "$root/bench/ttft/hf_ttft.py" --tokens "$tokens" --json "$out/ttft.jsonl" 2>&1 |
+        tee "$out/hf.log" || status=1
+      ;;
+    memcheck)
+      compute-sanitizer --tool memcheck --error-exitcode 9 "$bundle/bin/cuda_test" \
+        --gtest_filter='CudaKernelTest.*:Shapes/CudaAttentionTest.*' >"$out/memcheck.log" 2>&1 ||
+        status=1
+      tail -n 5 "$out/memcheck.log"
+      ;;
+    attn-ncu)
+      ncu --clock-control none --kernel-name regex:attention_ --launch-count 1 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats \
+        "$bundle/bin/ttft_bench" --tokens 16384 --warmup 0 --repeats 1 >"$out/ncu.txt" 2>&1 ||
+        status=1
+      ;;
+    *) echo "unknown step '$step' (tests, memcheck, bench, hf, attn-ncu)"; status=2 ;;
+  esac
+done
+
+echo "=== summary ==="
+if [[ -f "$out/cuda_test.log" ]]; then
+  grep -E "rel-err|argmax|FAILED|PASSED|SKIPPED|tests ran" "$out/cuda_test.log" | tail -n 70
+fi
+for log in ttft_bench hf; do [[ -f "$out/$log.log" ]] && cat "$out/$log.log"; done
+exit $status

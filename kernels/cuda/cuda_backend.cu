@@ -1,0 +1,283 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cassert>
+#include <string>
+#include <utility>
+
+#include "kernels/cuda/activation.h"
+#include "kernels/cuda/add.h"
+#include "kernels/cuda/attention_general.h"
+#include "kernels/cuda/attention_mma.h"
+#include "kernels/cuda/attention_wgmma.h"
+#include "kernels/cuda/copy.h"
+#include "kernels/cuda/embed.h"
+#include "kernels/cuda/matmul.h"
+#include "kernels/cuda/norm.h"
+#include "kernels/cuda/random_fill.h"
+#include "kernels/cuda/rope.h"
+
+namespace runahead {
+namespace {
+
+std::string cuda_error_text(cudaError_t error) {
+  return std::string(cudaGetErrorName(error)) + " (" + cudaGetErrorString(error) + ")";
+}
+
+[[maybe_unused]] bool is_bf16(const Tensor& t) {
+  return t.empty() || t.dtype == DType::kBF16;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
+  int count = 0;
+  cudaError_t error = cudaGetDeviceCount(&count);
+  if (error != cudaSuccess) {
+    return make_error(ErrorCode::kDevice, "cuda:" + std::to_string(device) +
+                                              ": no usable CUDA device: " + cuda_error_text(error));
+  }
+  if (device < 0 || device >= count) {
+    return make_error(ErrorCode::kInvalidArgument, "cuda:" + std::to_string(device) +
+                                                       ": no such GPU (this machine has " +
+                                                       std::to_string(count) + ")");
+  }
+  cudaDeviceProp properties{};
+  error = cudaSetDevice(device);
+  if (error == cudaSuccess) error = cudaGetDeviceProperties(&properties, device);
+  if (error != cudaSuccess) {
+    return make_error(ErrorCode::kDevice, "cuda:" + std::to_string(device) +
+                                              ": cannot open the GPU: " + cuda_error_text(error));
+  }
+  if (properties.major < 8) {
+    return make_error(ErrorCode::kUnsupported,
+                      "cuda:" + std::to_string(device) + ": " + properties.name +
+                          " has compute capability " + std::to_string(properties.major) + "." +
+                          std::to_string(properties.minor) + "; bf16 kernels need 8.0 or later");
+  }
+  std::unique_ptr<CudaBackend> backend(new CudaBackend(device, properties));
+  error = cudaStreamCreateWithFlags(&backend->stream_, cudaStreamNonBlocking);
+  if (error != cudaSuccess) {
+    return make_error(ErrorCode::kDevice,
+                      backend->name_ + ": cannot create a stream: " + cuda_error_text(error));
+  }
+  auto matmul = CublasLtMatmul::create();
+  if (!matmul) {
+    return make_error(matmul.error().code, backend->name_ + ": " + matmul.error().message);
+  }
+  backend->matmul_ = std::move(matmul).value();
+  return Result<std::unique_ptr<CudaBackend>>(std::move(backend));
+}
+
+CudaBackend::CudaBackend(int device, const cudaDeviceProp& properties)
+    : device_(device), name_("cuda:" + std::to_string(device)), properties_(properties) {}
+
+CudaBackend::~CudaBackend() {
+  cudaSetDevice(device_);
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  matmul_.reset();
+  if (device_tokens_ != nullptr) cudaFree(device_tokens_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+size_t CudaBackend::free_memory_bytes() const {
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  cudaSetDevice(device_);
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return 0;
+  return free_bytes;
+}
+
+void CudaBackend::record_failure(ErrorCode code, const std::string& message) {
+  std::lock_guard lock(failure_mutex_);
+  if (!failure_) failure_ = make_error(code, name_ + ": " + message);
+}
+
+void CudaBackend::record(cudaError_t error, const char* op,
+                         const std::function<std::string()>& detail) {
+  if (error == cudaSuccess) return;
+  std::string what = op;
+  if (detail) what += " " + detail();
+  record_failure(ErrorCode::kDevice, what + " failed: " + cuda_error_text(error));
+}
+
+Status CudaBackend::take_failure() {
+  std::lock_guard lock(failure_mutex_);
+  if (!failure_) return Status::ok();
+  // Sticky: a failed device stays failed for every later check.
+  return *failure_;
+}
+
+Result<Buffer> CudaBackend::allocate(size_t bytes) {
+  cudaSetDevice(device_);
+  void* data = nullptr;
+  // At least one byte so that an empty request still yields a distinct, freeable pointer.
+  const cudaError_t error = cudaMalloc(&data, bytes == 0 ? 1 : bytes);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // an allocation failure is not sticky: clear it
+    return make_error(ErrorCode::kResourceExhausted, name_ + ": cannot allocate " +
+                                                         std::to_string(bytes) + " bytes (" +
+                                                         std::to_string(free_memory_bytes() >> 20) +
+                                                         " MiB free): " + cuda_error_text(error));
+  }
+  const int device = device_;
+  return Buffer(data, bytes, [device](void* p) {
+    cudaSetDevice(device);
+    cudaFree(p);
+  });
+}
+
+Status CudaBackend::copy_from_host(const void* src, Tensor dst) {
+  RUNAHEAD_RETURN_IF_ERROR(take_failure());
+  const size_t row_bytes = static_cast<size_t>(dst.cols) * dtype_size(dst.dtype);
+  const size_t pitch = static_cast<size_t>(dst.row_stride) * dtype_size(dst.dtype);
+  if (dst.rows == 0 || row_bytes == 0) return Status::ok();
+  // Pageable source: the call returns once `src` has been staged, so the caller may reuse it.
+  record(cudaMemcpy2DAsync(dst.data, pitch, src, row_bytes, row_bytes,
+                           static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice, stream_),
+         "copy_from_host",
+         [&] { return "of " + std::to_string(dst.rows) + "x" + std::to_string(dst.cols); });
+  return take_failure();
+}
+
+Status CudaBackend::copy_to_host(Tensor src, void* dst) {
+  const size_t row_bytes = static_cast<size_t>(src.cols) * dtype_size(src.dtype);
+  const size_t pitch = static_cast<size_t>(src.row_stride) * dtype_size(src.dtype);
+  if (src.rows > 0 && row_bytes > 0) {
+    record(cudaMemcpy2DAsync(dst, row_bytes, src.data, pitch, row_bytes,
+                             static_cast<size_t>(src.rows), cudaMemcpyDeviceToHost, stream_),
+           "copy_to_host",
+           [&] { return "of " + std::to_string(src.rows) + "x" + std::to_string(src.cols); });
+  }
+  return synchronize();
+}
+
+Status CudaBackend::synchronize() {
+  record(cudaStreamSynchronize(stream_), "a kernel or copy before synchronize");
+  return take_failure();
+}
+
+Status CudaBackend::ensure_token_capacity(int64_t count) {
+  if (count <= device_tokens_capacity_) return Status::ok();
+  if (device_tokens_ != nullptr) {
+    // Earlier gathers may still read the old ids.
+    record(cudaStreamSynchronize(stream_), "embed");
+    cudaFree(device_tokens_);
+    device_tokens_ = nullptr;
+    device_tokens_capacity_ = 0;
+  }
+  const int64_t capacity = std::max<int64_t>(count, 4096);
+  const cudaError_t error = cudaMalloc(reinterpret_cast<void**>(&device_tokens_),
+                                       static_cast<size_t>(capacity) * sizeof(int32_t));
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return make_error(ErrorCode::kResourceExhausted, "embed: cannot allocate the ids of " +
+                                                         std::to_string(count) +
+                                                         " tokens: " + cuda_error_text(error));
+  }
+  device_tokens_capacity_ = capacity;
+  return Status::ok();
+}
+
+void CudaBackend::embed(Tensor table, const int32_t* tokens, Tensor out) {
+  assert(is_bf16(table) && is_bf16(out) && table.cols == out.cols);
+  if (out.rows == 0) return;
+  Status capacity = ensure_token_capacity(out.rows);
+  if (!capacity) {
+    record_failure(capacity.code(), capacity.message());
+    return;
+  }
+  // Every use of the ids is ordered on the stream, so rewriting them here is safe.
+  record(cudaMemcpyAsync(device_tokens_, tokens, static_cast<size_t>(out.rows) * sizeof(int32_t),
+                         cudaMemcpyHostToDevice, stream_),
+         "embed (copy of the token ids)");
+  record(launch_embed(table, device_tokens_, out, stream_), "embed");
+}
+
+void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
+  assert(is_bf16(x) && is_bf16(weight) && is_bf16(out) && x.cols == weight.cols);
+  record(launch_rms_norm(x, weight, eps, out, stream_), "rms_norm");
+}
+
+void CudaBackend::layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
+  assert(is_bf16(x) && is_bf16(weight) && is_bf16(bias) && is_bf16(out));
+  record(launch_layer_norm(x, weight, bias, eps, out, stream_), "layer_norm");
+}
+
+void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
+  assert(is_bf16(x) && is_bf16(w) && is_bf16(bias) && is_bf16(out));
+  assert(x.cols == w.cols && out.rows == x.rows && out.cols == w.rows);
+  if (x.rows == 0) return;
+  Status status = matmul_->run(x, w, bias, out, stream_);
+  if (!status) record_failure(status.code(), status.message());
+}
+
+void CudaBackend::rope(const RopeArgs& args) {
+  assert(is_bf16(args.x) && args.inv_freq.dtype == DType::kF32);
+  record(launch_rope(args, stream_), "rope");
+}
+
+void CudaBackend::attention(const AttentionArgs& args) {
+  assert(is_bf16(args.q) && is_bf16(args.k) && is_bf16(args.v) && is_bf16(args.out));
+  if (args.q.rows == 0) return;
+  const size_t shared = properties_.sharedMemPerBlockOptin;
+  const AttentionKernel choice = attention_kernel_;
+  const bool any_tensor_core = choice != AttentionKernel::kGeneral;
+  const bool wgmma = choice == AttentionKernel::kAuto || choice == AttentionKernel::kWgmma;
+  if (wgmma && attention_wgmma_usable(properties_) && attention_wgmma_supports(args)) {
+    record(launch_attention_wgmma(args, shared, stream_), "attention",
+           [&] { return "(wgmma, head_dim " + std::to_string(args.head_dim) + ")"; });
+    return;
+  }
+  if (any_tensor_core && attention_mma_supports(args)) {
+    const int warps =
+        attention_warps_ != 0 ? attention_warps_ : attention_mma_default_warps(shared);
+    record(launch_attention_mma(args, shared, warps, stream_), "attention",
+           [&] { return "(mma, head_dim " + std::to_string(args.head_dim) + ")"; });
+    return;
+  }
+  if (args.head_dim > kMaxGeneralHeadDim) {
+    record_failure(ErrorCode::kUnsupported, "attention: head_dim " + std::to_string(args.head_dim) +
+                                                " exceeds the largest supported, " +
+                                                std::to_string(kMaxGeneralHeadDim));
+    return;
+  }
+  record(launch_attention_general(args, stream_), "attention",
+         [&] { return "(general, head_dim " + std::to_string(args.head_dim) + ")"; });
+}
+
+void CudaBackend::swiglu(Tensor gate_up, Tensor out) {
+  assert(is_bf16(gate_up) && is_bf16(out) && gate_up.cols == 2 * out.cols);
+  record(launch_swiglu(gate_up, out, stream_), "swiglu");
+}
+
+void CudaBackend::gelu(Tensor x, Tensor out) {
+  assert(is_bf16(x) && is_bf16(out) && x.cols == out.cols);
+  record(launch_gelu(x, out, stream_), "gelu");
+}
+
+void CudaBackend::add(Tensor a, Tensor b, Tensor out) {
+  assert(is_bf16(a) && is_bf16(b) && is_bf16(out));
+  record(launch_add(a, b, out, stream_), "add");
+}
+
+void CudaBackend::copy(Tensor src, Tensor dst) {
+  assert(src.dtype == dst.dtype && src.rows == dst.rows && src.cols == dst.cols);
+  if (src.rows == 0 || src.cols == 0) return;
+  record(launch_copy(src, dst, stream_), "copy",
+         [&] { return "of " + std::to_string(src.rows) + "x" + std::to_string(src.cols); });
+}
+
+void CudaBackend::fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) {
+  record(launch_fill_uniform(dst, seed, scale, offset, stream_), "fill_uniform");
+}
+
+Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {
+  auto backend = CudaBackend::create(device);
+  if (!backend) return backend.error();
+  return std::unique_ptr<Backend>(std::move(backend).value());
+}
+
+}  // namespace runahead

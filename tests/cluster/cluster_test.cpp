@@ -1,0 +1,309 @@
+// A real coordinator (this process, through the embeddable API) and real worker processes
+// exchanging K/V over UCX on loopback: results equal the single-process run, many concurrent
+// clients lose nothing, a killed worker fails only its requests and a restarted one rejoins.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "kernels/backend.h"
+#include "model/local_generation.h"
+#include "model/random_model.h"
+#include "runahead/client.h"
+#include "runahead/coordinator.h"
+#include "tests/cluster/worker_process.h"
+
+namespace runahead {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::WorkerProcess;
+
+// The single-process reference: greedy tokens and first-token logits of a prompt.
+class Reference {
+ public:
+  explicit Reference(const std::string& preset) {
+    auto host = load_random_model("random:" + preset);
+    EXPECT_TRUE(host) << host.error().to_string();
+    backend_ = make_cpu_backend();
+    auto weights = upload_weights(*host, *backend_);
+    EXPECT_TRUE(weights) << weights.error().to_string();
+    weights_ = std::make_unique<ModelWeights>(std::move(weights).value());
+    transformer_ = std::make_unique<Transformer>(*weights_, *backend_);
+  }
+
+  LocalGenerationResult run(const std::vector<int32_t>& prompt, int max_new_tokens) {
+    std::lock_guard lock(mutex_);
+    LocalGenerationOptions options;
+    options.max_new_tokens = max_new_tokens;
+    options.stop_token = transformer_->config().eos_token;
+    auto result = generate_local(*transformer_, prompt, options);
+    EXPECT_TRUE(result) << result.error().to_string();
+    return std::move(result).value();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<Transformer> transformer_;
+};
+
+double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0.0;
+  double norm = 0.0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
+    norm += double{want[i]} * want[i];
+  }
+  return got.size() == want.size() ? std::sqrt(diff / std::max(norm, 1e-30)) : 1e30;
+}
+
+std::vector<int32_t> prompt_of(int length, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
+  std::vector<int32_t> prompt(static_cast<size_t>(length));
+  for (int32_t& t : prompt) t = dist(rng);
+  return prompt;
+}
+
+// A coordinator here and `count` worker processes joined to it.
+struct Cluster {
+  Cluster(int count, const std::string& model, const std::vector<std::string>& extra,
+          CoordinatorConfig config = {}) {
+    config.min_tokens_per_worker = 1;
+    auto started = Coordinator::start(config);
+    EXPECT_TRUE(started) << started.error().to_string();
+    coordinator = std::move(started).value();
+    for (int i = 0; i < count; ++i) add_worker(model, extra);
+    const Status joined = coordinator->wait_for_workers(static_cast<size_t>(count), 60s);
+    EXPECT_TRUE(joined.is_ok()) << joined.to_string();
+  }
+
+  void add_worker(const std::string& model, const std::vector<std::string>& extra) {
+    workers.push_back(std::make_unique<WorkerProcess>(coordinator->address(), model,
+                                                      "w" + std::to_string(workers.size()), extra));
+  }
+
+  std::unique_ptr<Coordinator> coordinator;
+  std::vector<std::unique_ptr<WorkerProcess>> workers;
+};
+
+struct TransportCase {
+  const char* name;
+  const char* transports;
+};
+
+class ClusterEqualsOneProcess : public ::testing::TestWithParam<std::tuple<int, TransportCase>> {};
+
+TEST_P(ClusterEqualsOneProcess, FirstTokenContinuationAndLogits) {
+  const auto [workers, transport] = GetParam();
+  Reference reference("tiny-llama");
+  Cluster cluster(workers, "random:tiny-llama", {"--transports", transport.transports});
+  ASSERT_NE(cluster.coordinator, nullptr);
+  for (int length : {9, 40, 101}) {
+    SCOPED_TRACE("prompt of " + std::to_string(length) + " tokens");
+    const std::vector<int32_t> prompt = prompt_of(length, 97, static_cast<uint64_t>(length));
+    const LocalGenerationResult want = reference.run(prompt, 12);
+    RequestOptions options;
+    options.prompt_tokens = prompt;
+    options.max_new_tokens = 12;
+    options.return_logits = true;
+    auto handle = cluster.coordinator->submit(options);
+    ASSERT_TRUE(handle) << handle.error().to_string();
+    auto result = handle->result_within(60000);
+    ASSERT_TRUE(result) << result.error().to_string();
+    EXPECT_EQ(result->tokens, want.tokens);
+    ASSERT_FALSE(result->logits.empty());
+    // The CPU backend is deterministic; slices change only the order of some sums.
+    EXPECT_LT(relative_error(result->logits.front(), want.first_logits), 1e-5);
+    // The timeline covers every layer of every worker that took part.
+    std::map<uint64_t, int> layers_per_worker;
+    for (const LayerTimeline& layer : result->timeline) ++layers_per_worker[layer.worker_id];
+    EXPECT_EQ(layers_per_worker.size(), static_cast<size_t>(std::min(workers, length)));
+    for (const auto& [worker, layers] : layers_per_worker) EXPECT_EQ(layers, 3);
+    EXPECT_GT(result->ttft_ms, 0.0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(WorkersAndTransports, ClusterEqualsOneProcess,
+                         ::testing::Combine(::testing::Values(1, 2, 3, 4),
+                                            ::testing::Values(TransportCase{"tcp", "tcp"},
+                                                              TransportCase{"shm", "shm,self"})),
+                         [](const ::testing::TestParamInfo<std::tuple<int, TransportCase>>& param) {
+                           return std::to_string(std::get<0>(param.param)) + "workers_" +
+                                  std::get<1>(param.param).name;
+                         });
+
+TEST(ClusterTest, EightClientsTenRequestsEachNoneLost) {
+  Reference reference("tiny-llama");
+  CoordinatorConfig config;
+  config.queue_capacity = 128;
+  Cluster cluster(3, "random:tiny-llama", {"--transports", "tcp"}, config);
+  ASSERT_NE(cluster.coordinator, nullptr);
+  const std::string address = cluster.coordinator->address();
+  std::atomic<int> correct{0};
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  std::mutex failures_mutex;
+  std::vector<std::string> failures;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      auto client = Client::connect(address);
+      if (!client) {
+        std::lock_guard lock(failures_mutex);
+        failures.push_back(client.error().to_string());
+        return;
+      }
+      std::vector<std::pair<RequestHandle, std::vector<int32_t>>> pending;
+      for (int r = 0; r < 10; ++r) {
+        const int length = 3 + (c * 10 + r) * 7 % 150;
+        RequestOptions options;
+        options.prompt_tokens = prompt_of(length, 97, static_cast<uint64_t>(c * 100 + r));
+        options.max_new_tokens = 1 + r % 6;
+        auto handle = (*client)->submit(options);
+        if (!handle) {
+          std::lock_guard lock(failures_mutex);
+          failures.push_back(handle.error().to_string());
+          continue;
+        }
+        pending.emplace_back(*handle,
+                             reference.run(options.prompt_tokens, options.max_new_tokens).tokens);
+      }
+      for (auto& [handle, want] : pending) {
+        auto result = handle.result_within(120000);
+        ++answered;
+        if (result && result->tokens == want) {
+          ++correct;
+        } else {
+          std::lock_guard lock(failures_mutex);
+          failures.push_back(result ? "wrong tokens" : result.error().to_string());
+        }
+      }
+    });
+  }
+  for (auto& thread : clients) thread.join();
+  EXPECT_EQ(answered.load(), 80);
+  EXPECT_EQ(correct.load(), 80);
+  for (const std::string& failure : failures) ADD_FAILURE() << failure;
+}
+
+TEST(ClusterTest, KilledWorkerFailsItsRequestNamingItAndARestartedOneRejoins) {
+  CoordinatorConfig config;
+  config.heartbeat_timeout = 1500ms;
+  Cluster cluster(2, "random:mini-llama", {"--transports", "tcp"}, config);
+  ASSERT_NE(cluster.coordinator, nullptr);
+  auto status = cluster.coordinator->status();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->workers.size(), 2u);
+
+  // A long prompt keeps both workers busy for a while; kill the first mid-request.
+  RequestOptions options;
+  options.prompt_tokens = prompt_of(3000, 512, 1);
+  options.max_new_tokens = 4;
+  auto handle = cluster.coordinator->submit(options);
+  ASSERT_TRUE(handle);
+  std::this_thread::sleep_for(300ms);
+  cluster.workers[0]->kill(SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  auto failed = handle->result_within(30000);
+  ASSERT_FALSE(failed) << "the request finished before the worker was killed";
+  const auto noticed = std::chrono::steady_clock::now() - killed_at;
+  EXPECT_LT(noticed, 5s);
+  EXPECT_NE(failed.error().message.find("w0"), std::string::npos) << failed.error().message;
+
+  // Later requests run on the survivor.
+  options.prompt_tokens = prompt_of(50, 512, 2);
+  auto after = cluster.coordinator->submit(options);
+  ASSERT_TRUE(after);
+  auto survived = after->result_within(60000);
+  ASSERT_TRUE(survived) << survived.error().to_string();
+  EXPECT_EQ(survived->tokens.size(), 4u);
+
+  // A restarted worker rejoins and takes part again.
+  cluster.add_worker("random:mini-llama", {"--transports", "tcp"});
+  ASSERT_TRUE(cluster.coordinator->wait_for_workers(2, 60s).is_ok());
+  auto again = cluster.coordinator->submit(options);
+  ASSERT_TRUE(again);
+  auto rejoined = again->result_within(60000);
+  ASSERT_TRUE(rejoined) << rejoined.error().to_string();
+  EXPECT_EQ(rejoined->tokens, survived->tokens);
+  std::map<uint64_t, int> workers;
+  for (const LayerTimeline& layer : rejoined->timeline) ++workers[layer.worker_id];
+  EXPECT_EQ(workers.size(), 2u);
+}
+
+TEST(ClusterTest, WorkerWithAnotherModelIsRefused) {
+  Cluster cluster(1, "random:tiny-llama", {"--transports", "tcp"});
+  ASSERT_NE(cluster.coordinator, nullptr);
+  WorkerProcess stranger(cluster.coordinator->address(), "random:tiny-falcon", "stranger",
+                         {"--transports", "tcp"});
+  // The stranger exits: the coordinator refuses its model.
+  for (int i = 0; i < 300 && stranger.running(); ++i) std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(stranger.running());
+  auto status = cluster.coordinator->status();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->workers.size(), 1u);
+}
+
+TEST(ClusterTest, BadRequestsGetOneClearError) {
+  Cluster cluster(2, "random:tiny-llama", {"--transports", "tcp"});
+  ASSERT_NE(cluster.coordinator, nullptr);
+  RequestOptions empty;
+  auto refused = cluster.coordinator->submit(empty);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("empty prompt"), std::string::npos);
+
+  RequestOptions out_of_vocabulary;
+  out_of_vocabulary.prompt_tokens = {1, 2, 5000, 3};
+  auto handle = cluster.coordinator->submit(out_of_vocabulary);
+  ASSERT_TRUE(handle);
+  auto result = handle->result_within(30000);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("5000"), std::string::npos) << result.error().message;
+
+  RequestOptions too_long;
+  too_long.prompt_tokens = prompt_of(300, 97, 3);  // tiny-llama holds 256 positions
+  handle = cluster.coordinator->submit(too_long);
+  ASSERT_TRUE(handle);
+  result = handle->result_within(30000);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("256"), std::string::npos) << result.error().message;
+}
+
+TEST(ClusterTest, BusyBeyondTheQueue) {
+  CoordinatorConfig config;
+  config.queue_capacity = 2;
+  config.max_in_flight = 1;
+  Cluster cluster(1, "random:mini-llama", {"--transports", "tcp"}, config);
+  ASSERT_NE(cluster.coordinator, nullptr);
+  RequestOptions options;
+  options.prompt_tokens = prompt_of(1500, 512, 4);
+  std::vector<RequestHandle> accepted;
+  std::vector<Error> refused;
+  for (int i = 0; i < 5; ++i) {
+    auto handle = cluster.coordinator->submit(options);
+    if (handle) {
+      accepted.push_back(*handle);
+    } else {
+      refused.push_back(handle.error());
+    }
+  }
+  ASSERT_FALSE(refused.empty());
+  EXPECT_EQ(refused.front().code, ErrorCode::kResourceExhausted);
+  EXPECT_NE(refused.front().message.find("busy"), std::string::npos);
+  for (RequestHandle& handle : accepted) {
+    auto result = handle.result_within(120000);
+    EXPECT_TRUE(result) << result.error().to_string();
+  }
+}
+
+}  // namespace
+}  // namespace runahead

@@ -1,0 +1,139 @@
+// Pieces shared by the TCP tests: an event log to wait on, a server-owning actor (the way a
+// coordinator uses ControlServer), a raw TCP peer that can send anything, and captured logs.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "net/control_client.h"
+#include "net/control_events.h"
+#include "net/control_server.h"
+#include "runtime/actor.h"
+
+namespace runahead::net::testing {
+
+using namespace std::chrono_literals;
+
+// Events in arrival order, with waiting.
+class EventLog {
+ public:
+  void push(ControlEvent event);
+  ControlEventSink sink();
+  // Waits until some event satisfies `match`; returns a copy of it.
+  std::optional<ControlEvent> wait_for(const std::function<bool(const ControlEvent&)>& match,
+                                       std::chrono::milliseconds timeout = 5s);
+  size_t size() const;
+  std::vector<ControlEvent> snapshot() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<ControlEvent> events_;
+};
+
+template <typename T>
+std::function<bool(const ControlEvent&)> received() {
+  return [](const ControlEvent& event) {
+    auto* got = std::get_if<ControlReceived>(&event);
+    return got != nullptr && std::holds_alternative<T>(got->message);
+  };
+}
+std::function<bool(const ControlEvent&)> closed(ConnectionId connection);
+
+// Asks the server owner to send a message on a connection; replies with the send's status.
+struct SendTo {
+  ConnectionId connection;
+  ControlMessage message;
+  std::shared_ptr<std::promise<Status>> sent;
+};
+// Keeps the owner busy (its thread blocked) until `until` is ready.
+struct Block {
+  std::shared_future<void> until;
+  std::shared_ptr<std::promise<void>> started;
+};
+using ServerOwnerMessage = std::variant<ControlReceived, ControlClosed, SendTo, Block>;
+
+struct ServerOwnerOptions {
+  bool accept = true;
+  ControlLimits limits;
+  size_t mailbox_capacity = 0;  // 0: the system's default
+};
+
+// Owns a ControlServer the way a coordinator does: created in on_start, its events delivered to
+// this actor's mailbox. Answers Hello with HelloAck (accepting or not), SubmitRequest with a
+// Token carrying the prompt length, and records every event.
+class ServerOwner : public runtime::Actor<ServerOwnerMessage> {
+ public:
+  ServerOwner(ServerOwnerOptions options, EventLog* log, std::promise<uint16_t>* port);
+
+ protected:
+  Status on_start() override;
+  void on_message(ServerOwnerMessage message) override;
+  void on_stop() override;
+
+ private:
+  ServerOwnerOptions options_;
+  EventLog* log_;
+  std::promise<uint16_t>* port_;
+  std::unique_ptr<ControlServer> server_;
+};
+
+// A server owner on a threaded actor system.
+class TestServer {
+ public:
+  explicit TestServer(ServerOwnerOptions options = {});
+  ~TestServer();
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  EventLog& events() { return events_; }
+  Status send(ConnectionId connection, ControlMessage message);
+  // Returns once the owner is blocked.
+  Status block(std::shared_future<void> until);
+  runtime::ActorSystem& system() { return system_; }
+
+ private:
+  runtime::ActorSystem system_;
+  EventLog events_;
+  runtime::ActorRef<ServerOwnerMessage> owner_;
+  uint16_t port_ = 0;
+};
+
+Hello client_hello(std::string name);
+
+// A blocking TCP peer that speaks bytes, not the protocol.
+class RawPeer {
+ public:
+  explicit RawPeer(uint16_t port);
+  // Writes all of `bytes`; false if the server already closed the connection.
+  bool write(const std::vector<uint8_t>& bytes);
+  void write_message(const ControlMessage& message);
+  void shutdown_send();
+  // Reads one frame's message, or nullopt on timeout/close/garbage.
+  std::optional<ControlMessage> read_message(std::chrono::milliseconds timeout = 5s);
+  // Whether the other side closed the connection within `timeout` (data read is discarded).
+  bool closed_by_peer(std::chrono::milliseconds timeout = 5s);
+  // "127.0.0.1:PORT" of this end, as the server names it.
+  std::string local_address() const;
+
+ private:
+  bool read_exact(uint8_t* out, size_t bytes, std::chrono::steady_clock::time_point deadline);
+  asio::io_context io_;
+  asio::ip::tcp::socket socket_;
+};
+
+// Warning lines logged by the "control" component since the last clear.
+std::vector<std::string> captured_control_warnings();
+void clear_captured_control_warnings();
+bool any_warning_contains(const std::string& text);
+
+}  // namespace runahead::net::testing

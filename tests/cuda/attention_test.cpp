@@ -1,0 +1,108 @@
+// Prefill attention on the GPU (the tensor-core kernel and the general one) against the fp32
+// CPU reference: MHA, GQA and MQA, several head sizes, a causal offset (q_begin > 0), and K/V
+// read from the cache layout (rows of [keys | values], stride 2 * kv_dim).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "tests/cuda/twin_tensor.h"
+
+namespace runahead {
+namespace {
+
+using testing::compare;
+using testing::make_twin;
+using testing::TwinMatrix;
+
+constexpr double kTolerance = 1e-2;
+
+struct AttentionCase {
+  int n_heads;
+  int n_kv_heads;
+  int head_dim;
+  int64_t q_begin;
+  int64_t n_q;
+  bool general_only;
+
+  std::string name() const {
+    return std::to_string(n_heads) + "/" + std::to_string(n_kv_heads) + " heads, dim " +
+           std::to_string(head_dim) + ", queries [" + std::to_string(q_begin) + ", " +
+           std::to_string(q_begin + n_q) + ")";
+  }
+};
+
+void PrintTo(const AttentionCase& c, std::ostream* os) {
+  *os << c.name();
+}
+
+class CudaAttentionTest : public testing::CudaTest,
+                          public ::testing::WithParamInterface<AttentionCase> {
+ protected:
+  void SetUp() override { testing::CudaTest::SetUp(); }
+};
+
+TEST_P(CudaAttentionTest, MatchesReference) {
+  const AttentionCase c = GetParam();
+  const int64_t keys = c.q_begin + c.n_q;
+  const int kv_dim = c.n_kv_heads * c.head_dim;
+  const int q_dim = c.n_heads * c.head_dim;
+  // Q as a column slice of a qkv row; K/V as the two halves of cache rows, with a few spare
+  // rows after the visible keys that must not be read.
+  TwinMatrix qkv = make_twin(*cpu_, *gpu_, c.n_q, q_dim + 2 * kv_dim, rng_, 2.0f);
+  TwinMatrix cache = make_twin(*cpu_, *gpu_, keys + 13, 2 * kv_dim, rng_, 2.0f);
+  TwinMatrix out = make_twin(*cpu_, *gpu_, c.n_q, q_dim, rng_);
+  testing::poison(*gpu_, out);
+
+  AttentionArgs args{.q = qkv.cpu.cols_slice(0, q_dim),
+                     .k = cache.cpu.rows_slice(0, keys).cols_slice(0, kv_dim),
+                     .v = cache.cpu.rows_slice(0, keys).cols_slice(kv_dim, 2 * kv_dim),
+                     .out = out.cpu,
+                     .n_heads = c.n_heads,
+                     .n_kv_heads = c.n_kv_heads,
+                     .head_dim = c.head_dim,
+                     .q_begin = c.q_begin,
+                     .scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  cpu_->attention(args);
+  args.q = qkv.gpu.cols_slice(0, q_dim);
+  args.k = cache.gpu.rows_slice(0, keys).cols_slice(0, kv_dim);
+  args.v = cache.gpu.rows_slice(0, keys).cols_slice(kv_dim, 2 * kv_dim);
+  args.out = out.gpu;
+  struct Variant {
+    AttentionKernel kernel;
+    int warps;
+    const char* name;
+  };
+  const std::vector<Variant> variants =
+      c.general_only ? std::vector<Variant>{{AttentionKernel::kGeneral, 0, "general"}}
+                     : std::vector<Variant>{{AttentionKernel::kAuto, 0, "auto"},
+                                            {AttentionKernel::kWgmma, 0, "wgmma"},
+                                            {AttentionKernel::kMma, 4, "mma 4 warps"},
+                                            {AttentionKernel::kMma, 8, "mma 8 warps"}};
+  for (const Variant& variant : variants) {
+    testing::poison(*gpu_, out);
+    gpu_->set_attention_kernel(variant.kernel);
+    gpu_->set_attention_warps(variant.warps);
+    gpu_->attention(args);
+    EXPECT_LT(compare(*cpu_, *gpu_, out, "attention " + c.name() + ", " + variant.name), kTolerance)
+        << variant.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionTest,
+    ::testing::Values(
+        // Tensor-core kernel: head_dim 128 and 64, MHA/GQA/MQA, ragged tiles, causal offsets.
+        AttentionCase{4, 4, 128, 0, 300, false}, AttentionCase{8, 2, 128, 517, 190, false},
+        AttentionCase{4, 1, 128, 1000, 1048, false}, AttentionCase{6, 6, 64, 0, 129, false},
+        AttentionCase{8, 1, 64, 77, 1, false}, AttentionCase{4, 2, 128, 0, 1, false},
+        AttentionCase{4, 4, 64, 64, 64, false},
+        // General kernel: odd head sizes and the same shapes as above.
+        AttentionCase{6, 2, 12, 0, 41, true}, AttentionCase{6, 2, 12, 29, 12, true},
+        AttentionCase{2, 1, 96, 33, 200, true}, AttentionCase{2, 2, 256, 0, 130, true},
+        AttentionCase{4, 2, 128, 517, 190, true}, AttentionCase{3, 1, 80, 0, 70, false}));
+
+}  // namespace
+}  // namespace runahead

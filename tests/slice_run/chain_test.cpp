@@ -1,0 +1,193 @@
+// KV-Runahead across a chain of workers in one process: each worker has its own data-plane
+// endpoint (loopback), I/O thread and compute thread, and runs its slice with SliceRun. The last
+// worker's logits and cache must equal a single-process prefill's.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "actors/partition.h"
+#include "actors/slice_run.h"
+#include "net/loopback_data_plane.h"
+#include "tests/support/random_model.h"
+
+namespace runahead {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A worker's I/O thread: drives its data-plane endpoint and runs posted tasks.
+class IoLoop {
+ public:
+  explicit IoLoop(net::DataPlane& plane) : plane_(plane), thread_([this] { loop(); }) {}
+  ~IoLoop() {
+    stop_ = true;
+    thread_.join();
+  }
+  void post(std::function<void()> task) {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  void watch(SliceRun* run) { run_ = run; }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      std::deque<std::function<void()>> tasks;
+      {
+        std::lock_guard lock(mutex_);
+        tasks.swap(tasks_);
+      }
+      for (auto& task : tasks) task();
+      plane_.progress();
+      if (SliceRun* run = run_.load()) run->poll_sends();
+      std::this_thread::sleep_for(20us);
+    }
+  }
+
+  net::DataPlane& plane_;
+  std::mutex mutex_;
+  std::deque<std::function<void()>> tasks_;
+  std::atomic<SliceRun*> run_{nullptr};
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+double relative_error(std::span<const float> got, std::span<const float> want) {
+  double diff = 0.0;
+  double norm = 0.0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
+    norm += double{want[i]} * want[i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-30));
+}
+
+struct ChainResult {
+  std::vector<float> logits;
+  std::vector<std::vector<float>> cache;  // per layer, of the last worker
+  Status status;
+};
+
+ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
+                      const Partition& cuts) {
+  const Transformer& t = *model.transformer;
+  const auto workers = cuts.size() - 1;
+  auto hub = net::make_loopback_hub();
+  std::vector<std::unique_ptr<net::LoopbackDataPlane>> planes;
+  for (size_t i = 0; i < workers; ++i) {
+    auto plane = net::LoopbackDataPlane::create(hub, {"worker " + std::to_string(i)});
+    EXPECT_TRUE(plane);
+    planes.push_back(std::move(plane).value());
+  }
+  std::vector<std::unique_ptr<IoLoop>> loops(workers);  // started once the receivers are set
+  std::vector<std::unique_ptr<SliceRun>> runs(workers);
+  const int64_t total = cuts.back();
+  for (size_t i = 0; i < workers; ++i) {
+    SlicePlan plan;
+    plan.request_id = 42;
+    plan.begin = cuts[i];
+    plan.end = cuts[i + 1];
+    plan.cache_tokens = total;
+    if (i + 1 < workers) {
+      plan.successor = i + 1;
+      EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
+    }
+    auto run = SliceRun::create(t, plan, *planes[i], [&loops, i](std::function<void()> task) {
+      loops[i]->post(std::move(task));
+    });
+    EXPECT_TRUE(run) << run.error().to_string();
+    runs[i] = std::move(run).value();
+    SliceRun* raw = runs[i].get();
+    planes[i]->set_block_limits({static_cast<uint32_t>(t.config().n_layers),
+                                 raw->cache().bytes_per_token(), uint64_t{1} << 30});
+    planes[i]->set_receiver([raw](const net::KvBlockHeader& h) { return raw->resolve(h); },
+                            [raw](const net::KvBlockHeader& h, Status s) { raw->on_block(h, s); });
+  }
+  for (size_t i = 0; i < workers; ++i) {
+    loops[i] = std::make_unique<IoLoop>(*planes[i]);
+    loops[i]->watch(runs[i].get());
+  }
+
+  ChainResult result;
+  std::vector<Status> statuses(workers);
+  std::vector<std::thread> compute;
+  auto last_ws = t.make_workspace(cuts[workers] - cuts[workers - 1]);
+  for (size_t i = 0; i < workers; ++i) {
+    compute.emplace_back([&, i] {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      auto ws = t.make_workspace(cuts[i + 1] - cuts[i]);
+      Workspace& workspace = i + 1 == workers ? *last_ws : *ws;
+      const std::span<const int32_t> slice(prompt.data() + cuts[i],
+                                           static_cast<size_t>(cuts[i + 1] - cuts[i]));
+      statuses[i] = runs[i]->run(slice, workspace, deadline);
+      if (statuses[i].is_ok()) statuses[i] = runs[i]->wait_sends(deadline);
+    });
+  }
+  for (auto& thread : compute) thread.join();
+  for (size_t i = 0; i < workers; ++i) {
+    if (!statuses[i].is_ok()) result.status = statuses[i];
+  }
+  if (result.status.is_ok()) {
+    result.status = t.last_token_logits(*last_ws, result.logits);
+    SliceRun& last = *runs[workers - 1];
+    for (int layer = 0; layer < t.config().n_layers; ++layer) {
+      const Tensor block = last.cache().block(layer, 0, total);
+      std::vector<float> host(static_cast<size_t>(block.elements()));
+      EXPECT_TRUE(model.backend->copy_to_host(block, host.data()).is_ok());
+      result.cache.push_back(std::move(host));
+    }
+  }
+  for (auto& loop : loops) loop->watch(nullptr);
+  loops.clear();
+  return result;
+}
+
+class ChainTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
+  const ModelConfig c = GetParam() ? testing::tiny_falcon_config() : testing::tiny_llama_config();
+  const testing::LoadedModel model = testing::load_on_cpu(testing::random_host_model(c, 21));
+  ASSERT_NE(model.transformer, nullptr);
+  const Transformer& t = *model.transformer;
+  const std::vector<int32_t> prompt = testing::random_tokens(53, c.vocab_size, 8);
+  const int64_t n = static_cast<int64_t>(prompt.size());
+
+  auto ws = t.make_workspace(n);
+  ASSERT_TRUE(ws);
+  auto cache = KvCache::create(*model.backend, c, n);
+  ASSERT_TRUE(cache);
+  ASSERT_TRUE(t.prefill_slice(prompt, 0, *ws, *cache).is_ok());
+  std::vector<float> want;
+  ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
+
+  for (int workers = 1; workers <= 4; ++workers) {
+    for (bool balanced : {false, true}) {
+      SCOPED_TRACE(std::to_string(workers) + (balanced ? " balanced" : " even"));
+      auto cuts = balanced ? balanced_partition(n, std::vector<SliceCost>(workers, {1e-3, 1e-4}))
+                           : even_partition(n, workers);
+      ASSERT_TRUE(cuts);
+      const ChainResult got = run_chain(model, prompt, *cuts);
+      ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
+      EXPECT_LT(relative_error(got.logits, want), 1e-5);
+      EXPECT_EQ(argmax(got.logits), argmax(want));
+      for (int layer = 0; layer < c.n_layers; ++layer) {
+        const Tensor block = cache->block(layer, 0, n);
+        std::vector<float> reference(static_cast<size_t>(block.elements()));
+        ASSERT_TRUE(model.backend->copy_to_host(block, reference.data()).is_ok());
+        EXPECT_LT(relative_error(got.cache[layer], reference), 1e-5) << "layer " << layer;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, ChainTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& param) {
+                           return param.param ? "Falcon" : "Llama";
+                         });
+
+}  // namespace
+}  // namespace runahead

@@ -1,0 +1,203 @@
+#include "tools/cli_support.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+#include <map>
+#include <mutex>
+
+#include <nlohmann/json.hpp>
+
+#include "model/gguf.h"
+#include "text/chat_template.h"
+#include "text/text_stream.h"
+
+namespace runahead::cli {
+
+void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokenizer_option) {
+  command->add_option("--prompt", input.prompt, "prompt text (through the model's tokenizer)");
+  command->add_option("--tokens", input.tokens, "prompt token ids, comma-separated")
+      ->delimiter(',');
+  if (with_tokenizer_option) {
+    command->add_option("--tokenizer", input.tokenizer,
+                        "where the tokenizer comes from: a .gguf, tokenizer.json, "
+                        "tokenizer.model or checkpoint directory");
+  }
+  command->add_flag("--chat", input.chat, "wrap --prompt in the model's chat template");
+  command->add_option("--system", input.system, "system message for --chat");
+}
+
+Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::string& model) {
+  PreparedPrompt prepared;
+  if (input.tokens.empty() == input.prompt.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "give the prompt either as --prompt TEXT or as --tokens IDS");
+  }
+  if (input.chat && input.prompt.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "--chat needs --prompt");
+  }
+  const std::string source = input.tokenizer.empty() ? model : input.tokenizer;
+  const bool has_source = !source.empty() && source.rfind("random:", 0) != 0;
+  if (has_source) {
+    auto tokenizer = text::load_tokenizer(source);
+    if (tokenizer) {
+      prepared.tokenizer = std::move(tokenizer).value();
+    } else if (!input.prompt.empty()) {
+      return tokenizer.error();
+    }
+  }
+  if (input.prompt.empty()) {
+    prepared.tokens = input.tokens;
+    return prepared;
+  }
+  if (!prepared.tokenizer) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--prompt needs a tokenizer (--tokenizer PATH or a model that has one)");
+  }
+  std::string text = input.prompt;
+  if (input.chat) {
+    auto file = GgufFile::open(source);
+    if (!file)
+      return make_error(ErrorCode::kInvalidArgument,
+                        "--chat needs a GGUF model with a chat template: " + file.error().message);
+    const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
+    if (jinja == nullptr || jinja->as_string() == nullptr) {
+      return make_error(ErrorCode::kNotFound,
+                        source + ": metadata key tokenizer.chat_template is missing");
+    }
+    RUNAHEAD_ASSIGN_OR_RETURN(
+        auto chat,
+        text::ChatTemplate::parse(*jinja->as_string(), source + ": tokenizer.chat_template"));
+    std::vector<text::ChatMessage> messages;
+    if (!input.system.empty()) messages.push_back({"system", input.system});
+    messages.push_back({"user", input.prompt});
+    text = chat.apply(messages, true);
+  }
+  RUNAHEAD_ASSIGN_OR_RETURN(prepared.tokens, prepared.tokenizer->encode(text));
+  return prepared;
+}
+
+void add_sampling_options(CLI::App* command, Sampling& sampling) {
+  command->add_option("--temperature", sampling.temperature, "0 picks the likeliest token")
+      ->capture_default_str();
+  command->add_option("--top-k", sampling.top_k, "keep the k likeliest tokens (0: all)")
+      ->capture_default_str();
+  command->add_option("--top-p", sampling.top_p, "nucleus: keep tokens up to this mass")
+      ->capture_default_str();
+  command->add_option("--repetition-penalty", sampling.repetition_penalty, "1: off")
+      ->capture_default_str();
+  command->add_option("--seed", sampling.seed, "seed of the sampler")->capture_default_str();
+}
+
+void block_termination_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_termination() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int signal_number = 0;
+  sigwait(&set, &signal_number);
+  return signal_number;
+}
+
+struct OutcomePrinter::State {
+  const text::Tokenizer* tokenizer = nullptr;
+  bool json = false;
+  std::unique_ptr<text::TextStream> stream;
+  std::mutex mutex;
+  std::string text;
+};
+
+OutcomePrinter::OutcomePrinter(const text::Tokenizer* tokenizer, bool json, bool echo_prompt_text,
+                               std::string prompt_text)
+    : state_(std::make_shared<State>()) {
+  state_->tokenizer = tokenizer;
+  state_->json = json;
+  if (tokenizer != nullptr) state_->stream = std::make_unique<text::TextStream>(*tokenizer);
+  if (!json && tokenizer != nullptr && echo_prompt_text) std::cout << prompt_text << std::flush;
+}
+
+TokenCallback OutcomePrinter::callback() {
+  return [state = state_](uint64_t, int32_t token, uint32_t) {
+    std::lock_guard lock(state->mutex);
+    if (!state->stream) return;
+    auto piece = state->stream->push(token);
+    if (!piece) return;
+    state->text += *piece;
+    if (!state->json) std::cout << *piece << std::flush;
+  };
+}
+
+int OutcomePrinter::finish(const Result<RequestResult>& result, const std::vector<int32_t>& prompt,
+                           const std::string& extra_json_key, const std::string& extra_json) {
+  std::lock_guard lock(state_->mutex);
+  if (state_->stream) {
+    if (auto rest = state_->stream->finish()) {
+      state_->text += *rest;
+      if (!state_->json) std::cout << *rest;
+    }
+    if (!state_->json) std::cout << "\n";
+  }
+  if (!result) {
+    std::cerr << "runahead: request failed: " << result.error().message << "\n";
+    return 1;
+  }
+  const RequestResult& r = *result;
+  if (state_->json) {
+    nlohmann::json timeline = nlohmann::json::array();
+    for (const LayerTimeline& layer : r.timeline) {
+      timeline.push_back({{"worker", layer.worker_id},
+                          {"layer", layer.layer},
+                          {"compute_ms", layer.compute_ms},
+                          {"wait_ms", layer.wait_ms},
+                          {"bytes_in", layer.bytes_in},
+                          {"bytes_out", layer.bytes_out}});
+    }
+    const double decode_ms = r.total_ms - r.ttft_ms;
+    nlohmann::json out = {
+        {"request_id", r.request_id},
+        {"prompt_tokens", prompt},
+        {"prompt_token_count", prompt.size()},
+        {"first_token", r.tokens.empty() ? -1 : r.tokens.front()},
+        {"tokens", r.tokens},
+        {"ttft_ms", r.ttft_ms},
+        {"total_ms", r.total_ms},
+        {"tokens_per_second", decode_ms > 0 && r.tokens.size() > 1
+                                  ? static_cast<double>(r.tokens.size() - 1) / (decode_ms / 1e3)
+                                  : 0.0},
+        {"timeline", timeline}};
+    if (state_->tokenizer != nullptr) out["text"] = state_->text;
+    if (!extra_json_key.empty()) out[extra_json_key] = nlohmann::json::parse(extra_json);
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  std::map<uint64_t, std::pair<double, double>> per_worker;  // compute, wait
+  for (const LayerTimeline& layer : r.timeline) {
+    per_worker[layer.worker_id].first += layer.compute_ms;
+    per_worker[layer.worker_id].second += layer.wait_ms;
+  }
+  std::cout << "prompt: " << prompt.size() << " tokens\n"
+            << "first token: " << (r.tokens.empty() ? -1 : r.tokens.front()) << "\n";
+  if (!state_->stream) {
+    std::cout << "tokens:";
+    for (int32_t token : r.tokens) std::cout << " " << token;
+    std::cout << "\n";
+  }
+  std::cout << "TTFT: " << r.ttft_ms << " ms, total " << r.total_ms << " ms, " << r.tokens.size()
+            << " tokens\n";
+  for (const auto& [worker, times] : per_worker) {
+    std::cout << "  worker " << worker << ": compute " << times.first << " ms, waiting for prefix "
+              << times.second << " ms\n";
+  }
+  return 0;
+}
+
+}  // namespace runahead::cli

@@ -1,0 +1,60 @@
+// What several subcommands share: prompt input (text through the model's tokenizer, or ids),
+// sampling flags, waiting for a termination signal, and printing a request's outcome.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "core/status.h"
+#include "runahead/request.h"
+#include "text/tokenizer.h"
+
+namespace runahead::cli {
+
+struct PromptInput {
+  std::string prompt;           // text; needs a tokenizer
+  std::vector<int32_t> tokens;  // or ids
+  std::string tokenizer;        // a tokenizer file or model path
+  bool chat = false;            // apply the model's chat template
+  std::string system;           // system message for --chat
+};
+
+struct PreparedPrompt {
+  std::vector<int32_t> tokens;
+  std::unique_ptr<text::Tokenizer> tokenizer;  // null when the ids came without one
+};
+
+// --prompt, --tokens, --chat, --system; --tokenizer when `with_tokenizer_option`.
+void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokenizer_option);
+// Turns the input into ids: `model` supplies the tokenizer unless input.tokenizer names one.
+[[nodiscard]] Result<PreparedPrompt> prepare_prompt(const PromptInput& input,
+                                                    const std::string& model);
+
+void add_sampling_options(CLI::App* command, Sampling& sampling);
+
+// Blocks SIGINT and SIGTERM in this thread and the threads it starts later, so that
+// wait_for_termination() can take them; call first thing in a long-running command.
+void block_termination_signals();
+// Waits for SIGINT or SIGTERM; returns its number.
+int wait_for_termination();
+
+// Streams tokens as text (when a tokenizer is there) and prints the result: text, or one JSON
+// object with tokens, text, TTFT and the per-worker, per-layer timeline.
+class OutcomePrinter {
+ public:
+  OutcomePrinter(const text::Tokenizer* tokenizer, bool json, bool echo_prompt_text,
+                 std::string prompt_text);
+  TokenCallback callback();
+  // Returns the process exit code.
+  int finish(const Result<RequestResult>& result, const std::vector<int32_t>& prompt,
+             const std::string& extra_json_key = "", const std::string& extra_json = "");
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+
+}  // namespace runahead::cli

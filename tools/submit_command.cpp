@@ -1,0 +1,54 @@
+// runahead submit: send one prompt to a coordinator and stream the answer.
+#include <iostream>
+
+#include "runahead/client.h"
+#include "tools/cli_support.h"
+#include "tools/commands.h"
+
+namespace runahead::cli {
+
+void add_submit_command(CLI::App& app) {
+  struct Options {
+    std::string coordinator;
+    PromptInput input;
+    RequestOptions request;
+    bool json = false;
+  };
+  auto options = std::make_shared<Options>();
+  CLI::App* command = app.add_subcommand(
+      "submit",
+      "Submit a prompt to a coordinator; print the first token as soon as it comes, "
+      "the streamed continuation, TTFT and where the time went.");
+  command->add_option("--coordinator", options->coordinator, "HOST:PORT of the coordinator")
+      ->required();
+  add_prompt_options(command, options->input, /*with_tokenizer_option=*/true);
+  command
+      ->add_option("--max-new-tokens", options->request.max_new_tokens,
+                   "tokens to generate, the first included")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  add_sampling_options(command, options->request.sampling);
+  command->add_flag("--json", options->json, "print one JSON object instead of text");
+  command->callback([options] {
+    auto prompt = prepare_prompt(options->input, "");
+    if (!prompt) {
+      std::cerr << "runahead submit: " << prompt.error().message << "\n";
+      std::exit(1);
+    }
+    auto client = Client::connect(options->coordinator);
+    if (!client) {
+      std::cerr << "runahead submit: " << client.error().message << "\n";
+      std::exit(1);
+    }
+    options->request.prompt_tokens = prompt->tokens;
+    OutcomePrinter printer(prompt->tokenizer.get(), options->json, !options->input.chat,
+                           options->input.prompt);
+    auto handle = (*client)->submit(options->request, printer.callback());
+    const int code = printer.finish(
+        handle ? handle->result() : Result<RequestResult>(handle.error()), prompt->tokens);
+    (*client)->close();
+    if (code != 0) std::exit(code);
+  });
+}
+
+}  // namespace runahead::cli

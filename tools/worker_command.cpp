@@ -1,0 +1,63 @@
+// runahead worker: one worker process (one per GPU), joined to a coordinator.
+#include <iostream>
+#include <thread>
+
+#include "actors/worker.h"
+#include "tools/cli_support.h"
+#include "tools/commands.h"
+
+namespace runahead::cli {
+
+void add_worker_command(CLI::App& app) {
+  auto options = std::make_shared<WorkerOptions>();
+  auto heartbeat_ms = std::make_shared<int64_t>(options->heartbeat_interval.count());
+  CLI::App* command = app.add_subcommand(
+      "worker",
+      "Run a worker: load the model, join the coordinator, run the slices it assigns "
+      "(K/V to and from the neighbouring workers over UCX).");
+  command->add_option("--coordinator", options->coordinator, "HOST:PORT of the coordinator")
+      ->required();
+  command
+      ->add_option("--model", options->model,
+                   "checkpoint directory, .gguf file or random:PRESET (the same on every "
+                   "worker: the coordinator refuses a different one)")
+      ->required();
+  command->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
+  command
+      ->add_option("--threads", options->cpu_threads,
+                   "threads of the CPU backend (0: one per core)")
+      ->capture_default_str();
+  command->add_option("--name", options->name, "name in logs and status")->capture_default_str();
+  command->add_option("--transports", options->transports,
+                      "UCX transports for K/V (UCX_TLS syntax, e.g. tcp or shm,self); "
+                      "empty lets UCX choose");
+  command->add_option("--heartbeat-ms", *heartbeat_ms, "heartbeat period")->capture_default_str();
+  command
+      ->add_option("--probe-tokens", options->probe_tokens,
+                   "slice length timed at start for the cost model (0: skip)")
+      ->capture_default_str();
+  command->callback([options, heartbeat_ms] {
+    block_termination_signals();
+    options->heartbeat_interval = std::chrono::milliseconds(*heartbeat_ms);
+    auto worker = Worker::start(*options);
+    if (!worker) {
+      std::cerr << "runahead worker: " << worker.error().message << "\n";
+      std::exit(1);
+    }
+    std::cerr << "worker " << options->name << " joined " << options->coordinator << " as id "
+              << (*worker)->id() << std::endl;
+    std::thread signals([&] {
+      wait_for_termination();
+      (*worker)->stop();
+    });
+    signals.detach();
+    const Status ended = (*worker)->wait();
+    (*worker)->stop();
+    if (ended.code() != ErrorCode::kCancelled) {
+      std::cerr << "runahead worker: " << ended.message() << "\n";
+      std::exit(1);
+    }
+  });
+}
+
+}  // namespace runahead::cli
