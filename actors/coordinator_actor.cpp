@@ -1,6 +1,7 @@
 #include "actors/coordinator_actor.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -92,8 +93,8 @@ struct CoordinatorActor::Request {
   std::shared_ptr<RequestSink> sink;
   std::vector<uint64_t> chain;  // worker ids in prefix order
   Partition cuts;
-  size_t ready = 0;
-  size_t done = 0;
+  std::set<uint64_t> ready_from;  // workers that sent SliceReady
+  std::set<uint64_t> done_from;   // workers that sent SliceDone
   bool started = false;
   bool all_tokens = false;
   std::vector<int32_t> tokens;
@@ -211,18 +212,20 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ControlMess
                  },
                  [&](net::AssignSlice&) { unexpected("AssignSlice"); },
                  [&](net::SliceReady& ready) {
-                   if (from_worker() != nullptr) on_slice_ready(ready);
+                   if (WorkerEntry* worker = from_worker()) on_slice_ready(worker->id, ready);
                  },
                  [&](net::StartSlice&) { unexpected("StartSlice"); },
                  [&](net::SliceDone& done) {
-                   if (from_worker() != nullptr) on_slice_done(std::move(done));
+                   if (WorkerEntry* worker = from_worker()) {
+                     on_slice_done(worker->id, std::move(done));
+                   }
                  },
                  [&](net::Token& token) {
-                   if (from_worker() != nullptr) on_token(std::move(token));
+                   if (WorkerEntry* worker = from_worker()) on_token(worker->id, std::move(token));
                  },
                  [&](net::RequestResult&) { unexpected("RequestResult"); },
                  [&](net::RequestError& error) {
-                   if (from_worker() != nullptr) on_worker_error(error);
+                   if (WorkerEntry* worker = from_worker()) on_worker_error(worker->id, error);
                  },
                  [&](net::StatusQuery&) { (void)send(connection, status_reply()); },
                  [&](net::StatusReply&) { unexpected("StatusReply"); },
@@ -418,32 +421,54 @@ void CoordinatorActor::dispatch() {
   }
 }
 
-void CoordinatorActor::on_slice_ready(const net::SliceReady& ready) {
-  auto it = requests_.find(ready.request_id);
-  if (it == requests_.end()) return;
+CoordinatorActor::Request* CoordinatorActor::request_of_member(uint64_t worker_id,
+                                                               uint64_t request_id,
+                                                               const char* kind) {
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return nullptr;  // finished or failed meanwhile: nothing to do
   Request& request = *it->second;
-  if (++request.ready < request.chain.size() || request.started) return;
+  if (std::find(request.chain.begin(), request.chain.end(), worker_id) == request.chain.end()) {
+    logger("coordinator")
+        ->warn("{} sent {} for request {}, which it is not part of; ignored",
+               worker_name(worker_id), kind, request_id);
+    return nullptr;
+  }
+  return &request;
+}
+
+void CoordinatorActor::on_slice_ready(uint64_t worker_id, const net::SliceReady& ready) {
+  Request* found = request_of_member(worker_id, ready.request_id, "SliceReady");
+  if (found == nullptr || !found->ready_from.insert(worker_id).second) return;
+  Request& request = *found;
+  if (request.ready_from.size() < request.chain.size() || request.started) return;
   request.started = true;
   for (uint64_t worker : request.chain) {
     (void)send(workers_[worker]->connection, net::StartSlice{.request_id = request.id});
   }
 }
 
-void CoordinatorActor::on_slice_done(net::SliceDone done) {
-  auto it = requests_.find(done.request_id);
-  if (it == requests_.end()) return;
-  Request& request = *it->second;
-  ++request.done;
+void CoordinatorActor::on_slice_done(uint64_t worker_id, net::SliceDone done) {
+  Request* found = request_of_member(worker_id, done.request_id, "SliceDone");
+  if (found == nullptr || !found->done_from.insert(worker_id).second) return;
+  Request& request = *found;
   for (net::LayerTiming& layer : done.timeline.layers) {
+    layer.worker_id = worker_id;  // a worker speaks for itself only
     request.timeline.layers.push_back(layer);
   }
   maybe_complete(request.id);
 }
 
-void CoordinatorActor::on_token(net::Token token) {
-  auto it = requests_.find(token.request_id);
-  if (it == requests_.end()) return;
-  Request& request = *it->second;
+void CoordinatorActor::on_token(uint64_t worker_id, net::Token token) {
+  Request* found = request_of_member(worker_id, token.request_id, "Token");
+  if (found == nullptr) return;
+  Request& request = *found;
+  if (worker_id != request.chain.back() || request.all_tokens ||
+      token.index != request.tokens.size()) {
+    logger("coordinator")
+        ->warn("{} sent token {} of request {} out of turn; ignored", worker_name(worker_id),
+               token.index, request.id);
+    return;
+  }
   if (request.tokens.empty()) {
     request.first_token = Clock::now();
     logger("coordinator")
@@ -460,7 +485,7 @@ void CoordinatorActor::maybe_complete(uint64_t request_id) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return;
   Request& request = *it->second;
-  if (!request.all_tokens || request.done < request.chain.size()) return;
+  if (!request.all_tokens || request.done_from.size() < request.chain.size()) return;
   net::RequestResult result;
   result.request_id = request.id;
   result.tokens = request.tokens;
@@ -499,8 +524,8 @@ void CoordinatorActor::maybe_complete(uint64_t request_id) {
   dispatch();
 }
 
-void CoordinatorActor::on_worker_error(const net::RequestError& error) {
-  if (requests_.count(error.request_id) == 0) return;
+void CoordinatorActor::on_worker_error(uint64_t worker_id, const net::RequestError& error) {
+  if (request_of_member(worker_id, error.request_id, "RequestError") == nullptr) return;
   fail(error.request_id, error.code, error.message);
 }
 
@@ -544,7 +569,7 @@ void CoordinatorActor::worker_lost(uint64_t worker_id, const std::string& why) {
   workers_.erase(it);
   for (uint64_t request : affected) {
     fail(request, ErrorCode::kUnavailable,
-         "request " + std::to_string(request) + " failed: " + name + " died (" + why + ")");
+         "request " + std::to_string(request) + ": " + name + " died (" + why + ")");
   }
 }
 

@@ -89,10 +89,13 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   void on_submit(net::SubmitRequest request, std::shared_ptr<RequestSink> sink,
                  const std::shared_ptr<std::promise<Result<uint64_t>>>& accepted,
                  net::ConnectionId client_connection);
-  void on_slice_ready(const net::SliceReady& ready);
-  void on_slice_done(net::SliceDone done);
-  void on_token(net::Token token);
-  void on_worker_error(const net::RequestError& error);
+  // Messages about a request are taken only from the workers of its chain (tokens only from
+  // the last one, in order); anything else is logged and ignored.
+  Request* request_of_member(uint64_t worker_id, uint64_t request_id, const char* kind);
+  void on_slice_ready(uint64_t worker_id, const net::SliceReady& ready);
+  void on_slice_done(uint64_t worker_id, net::SliceDone done);
+  void on_token(uint64_t worker_id, net::Token token);
+  void on_worker_error(uint64_t worker_id, const net::RequestError& error);
   void on_health_tick();
   net::StatusReply status_reply() const;
 

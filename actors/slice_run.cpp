@@ -36,8 +36,23 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
   RUNAHEAD_ASSIGN_OR_RETURN(
       KvCache cache,
       KvCache::create(transformer.backend(), transformer.config(), plan.cache_tokens));
-  return std::unique_ptr<SliceRun>(
+  auto run = std::unique_ptr<SliceRun>(
       new SliceRun(transformer, plan, std::move(cache), data_plane, std::move(io_post)));
+  const bool reachable = transformer.backend().device_kind() == DeviceKind::kCpu ||
+                         data_plane.capabilities().device_memory;
+  const bool moves_kv = plan.begin > 0 || plan.successor.has_value();
+  if (moves_kv && (plan.force_host_staging || !reachable)) {
+    const size_t bytes =
+        static_cast<size_t>(run->cache_.n_layers()) * run->cache_.block_bytes(plan.end);
+    auto host_copy = transformer.backend().allocate_host(bytes);
+    if (!host_copy) {
+      return make_error(ErrorCode::kResourceExhausted,
+                        request_name(plan.request_id) + ": host staging of " +
+                            std::to_string(bytes >> 20) + " MiB: " + host_copy.error().message);
+    }
+    run->host_copy_ = std::move(host_copy).value();
+  }
+  return run;
 }
 
 SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache,
@@ -75,7 +90,14 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
     return make_error(ErrorCode::kProtocol, where + ": overlaps a block already received");
   }
   expected_[header.layer][header.token_begin] = header.token_end;
-  return cache_.block(static_cast<int>(header.layer), header.token_begin, header.token_end).data;
+  return transfer_rows(static_cast<int>(header.layer), header.token_begin, header.token_end);
+}
+
+void* SliceRun::transfer_rows(int layer, int64_t from, int64_t to) const {
+  if (host_copy_.empty()) return cache_.block(layer, from, to).data;
+  const size_t layer_bytes = cache_.block_bytes(plan_.end);
+  return static_cast<char*>(host_copy_.data()) + static_cast<size_t>(layer) * layer_bytes +
+         cache_.block_bytes(from);
 }
 
 void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
@@ -118,7 +140,7 @@ void SliceRun::send_block(int layer, int64_t from, int64_t to) {
   header.token_begin = from;
   header.token_end = to;
   header.payload_bytes = cache_.block_bytes(to - from);
-  auto handle = data_plane_.post_send(*plan_.successor, header, cache_.block(layer, from, to).data);
+  auto handle = data_plane_.post_send(*plan_.successor, header, transfer_rows(layer, from, to));
   std::lock_guard lock(mutex_);
   ++sends_posted_;
   if (from == plan_.begin) ++own_blocks_posted_;  // forwarded blocks all lie before begin
@@ -195,8 +217,14 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
     const auto compute_start = Clock::now();
     transformer_.project_qkv(layer, plan_.begin, workspace, cache_);
     if (plan_.successor) {
-      // The own K/V must be in memory before the data plane reads it.
-      RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+      // The own K/V must be in the memory the data plane reads before it is handed over.
+      if (staged()) {
+        RUNAHEAD_RETURN_IF_ERROR(
+            backend.copy_to_host(cache_.block(layer, plan_.begin, plan_.end),
+                                 transfer_rows(layer, plan_.begin, plan_.end)));
+      } else {
+        RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+      }
       io_post_([this, layer] { send_block(layer, plan_.begin, plan_.end); });
     }
     double compute_seconds = seconds_since(compute_start);
@@ -215,6 +243,11 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                               std::to_string(plan_.begin) + ") from the previous worker (" +
                               std::to_string(received_rows(layer)) + " tokens arrived)");
       }
+    }
+    if (staged() && plan_.begin > 0) {
+      // The whole prefix of this layer is in the host copy: one copy to the device.
+      RUNAHEAD_RETURN_IF_ERROR(backend.copy_from_host(transfer_rows(layer, 0, plan_.begin),
+                                                      cache_.block(layer, 0, plan_.begin)));
     }
     const double wait_seconds = seconds_since(wait_start);
 

@@ -6,6 +6,11 @@
 // finishes the layer. The I/O thread owns the data plane: it resolves arriving blocks to their
 // place in this cache, forwards each one to the successor as soon as it lands (cut-through),
 // posts the own blocks, and tracks the sends until they complete.
+//
+// When the data plane cannot reach the cache's memory (a GPU cache, UCX without CUDA), blocks
+// travel through a host copy of the cache laid out the same way: arriving blocks land there and
+// are forwarded from there, the compute thread copies each layer's prefix to the device once it
+// is complete, and copies its own block to the host before handing it to the I/O thread.
 #pragma once
 
 #include <chrono>
@@ -33,6 +38,9 @@ struct SlicePlan {
   std::optional<net::PeerId> successor;  // the next worker in the chain, if any
   // Hold blocks for the successor until release_sends(): it may not know the request yet.
   bool hold_sends = false;
+  // Move K/V through host memory even where the data plane could reach the cache (tests).
+  // Staging is automatic where it cannot: a GPU cache with a data plane without device access.
+  bool force_host_staging = false;
 };
 
 // What happened per layer, for the request's timeline.
@@ -55,6 +63,7 @@ class SliceRun {
 
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return cache_; }
+  bool staged() const { return !host_copy_.empty(); }
 
   // --- I/O thread ---
   // Where an arriving block of this request goes; refuses blocks that do not fit the plan.
@@ -88,11 +97,15 @@ class SliceRun {
 
   // Posts rows [from, to) of `layer` to the successor (I/O thread).
   void send_block(int layer, int64_t from, int64_t to);
+  // Where the data plane reads and writes rows [from, to) of `layer`: the cache, or its host
+  // copy when staged.
+  void* transfer_rows(int layer, int64_t from, int64_t to) const;
   int64_t received_rows(int layer) const;  // under mutex_
 
   const Transformer& transformer_;
   const SlicePlan plan_;
   KvCache cache_;
+  Buffer host_copy_;  // staged only: rows [0, end) of every layer, in the cache's layout
   net::DataPlane& data_plane_;
   IoPost io_post_;
 

@@ -61,6 +61,8 @@ class Backend {
 
   // --- memory ---
   [[nodiscard]] virtual Result<Buffer> allocate(size_t bytes) = 0;
+  // Host memory for transfers to and from this backend (page-locked where that is faster).
+  [[nodiscard]] virtual Result<Buffer> allocate_host(size_t bytes);
   // Copies host rows (contiguous, in dst.dtype) into dst, which may be strided; `src` may be
   // reused as soon as this returns.
   [[nodiscard]] virtual Status copy_from_host(const void* src, Tensor dst) = 0;

@@ -1,12 +1,24 @@
 #include "kernels/backend_factory.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdlib>
 
 #ifdef RUNAHEAD_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
 
 namespace runahead {
+
+Result<Buffer> Backend::allocate_host(size_t bytes) {
+  const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+  void* data = std::aligned_alloc(64, rounded);
+  if (data == nullptr) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      "cannot allocate " + std::to_string(bytes) + " bytes of host memory");
+  }
+  return Buffer(data, bytes, [](void* p) { std::free(p); });
+}
 
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();

@@ -73,7 +73,7 @@ struct ChainResult {
 };
 
 ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
-                      const Partition& cuts) {
+                      const Partition& cuts, bool staged) {
   const Transformer& t = *model.transformer;
   const auto workers = cuts.size() - 1;
   auto hub = net::make_loopback_hub();
@@ -92,6 +92,7 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
     plan.begin = cuts[i];
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;
+    plan.force_host_staging = staged;
     if (i + 1 < workers) {
       plan.successor = i + 1;
       EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
@@ -165,12 +166,14 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
   ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
 
   for (int workers = 1; workers <= 4; ++workers) {
-    for (bool balanced : {false, true}) {
-      SCOPED_TRACE(std::to_string(workers) + (balanced ? " balanced" : " even"));
+    for (auto [balanced, staged] :
+         {std::pair{false, false}, std::pair{true, false}, std::pair{true, true}}) {
+      SCOPED_TRACE(std::to_string(workers) + (balanced ? " balanced" : " even") +
+                   (staged ? ", staged through host memory" : ""));
       auto cuts = balanced ? balanced_partition(n, std::vector<SliceCost>(workers, {1e-3, 1e-4}))
                            : even_partition(n, workers);
       ASSERT_TRUE(cuts);
-      const ChainResult got = run_chain(model, prompt, *cuts);
+      const ChainResult got = run_chain(model, prompt, *cuts, staged);
       ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
       EXPECT_LT(relative_error(got.logits, want), 1e-5);
       EXPECT_EQ(argmax(got.logits), argmax(want));

@@ -1,0 +1,188 @@
+// The coordinator against a scripted worker speaking the control protocol directly: messages
+// out of turn, for unknown requests or from the wrong worker are ignored; the request still
+// gets its one answer; a worker with another model is refused at Hello.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+
+#include "net/control_client.h"
+#include "runahead/coordinator.h"
+#include "runtime/actor_system.h"
+
+namespace runahead {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A worker played by the test: what the coordinator sends lands in a queue.
+class ScriptedWorker {
+ public:
+  Status join(const std::string& address, const std::string& hash) {
+    system_.start();
+    net::Hello hello;
+    hello.role = net::PeerRole::kWorker;
+    hello.name = "scripted";
+    hello.worker.model_hash = hash;
+    hello.worker.backend = "cpu";
+    auto client = net::ControlClient::connect(
+        system_.io(), address, hello,
+        [this](net::ControlEvent event) {
+          if (auto* received = std::get_if<net::ControlReceived>(&event)) {
+            std::lock_guard lock(mutex_);
+            inbox_.push_back(std::move(received->message));
+            changed_.notify_all();
+          }
+          return Status::ok();
+        },
+        5000ms);
+    if (!client) return client.status();
+    client_ = std::move(client).value();
+    return Status::ok();
+  }
+
+  template <typename T>
+  std::optional<T> next(std::chrono::milliseconds timeout = 10s) {
+    std::unique_lock lock(mutex_);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
+        if (auto* found = std::get_if<T>(&*it)) {
+          T value = std::move(*found);
+          inbox_.erase(it);
+          return value;
+        }
+      }
+      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return std::nullopt;
+    }
+  }
+
+  uint64_t id() const { return client_->ack().peer_id; }
+  Status send(const net::ControlMessage& message) { return client_->send(message); }
+
+ private:
+  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
+  std::unique_ptr<net::ControlClient> client_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<net::ControlMessage> inbox_;
+};
+
+TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
+  auto coordinator = Coordinator::start({});
+  ASSERT_TRUE(coordinator);
+  ScriptedWorker worker;
+  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+
+  RequestOptions options;
+  options.prompt_tokens = {5, 6, 7, 8};
+  options.max_new_tokens = 2;
+  auto handle = (*coordinator)->submit(options);
+  ASSERT_TRUE(handle);
+  auto assign = worker.next<net::AssignSlice>();
+  ASSERT_TRUE(assign);
+  EXPECT_EQ(assign->tokens, options.prompt_tokens);
+  EXPECT_EQ(assign->chain.size(), 1u);
+  const uint64_t id = assign->request_id;
+
+  // Junk: a token out of order, a token and a SliceDone for a request that does not exist.
+  ASSERT_TRUE(
+      worker
+          .send(net::Token{.request_id = id, .token = 1, .index = 3, .is_last = true, .logits = {}})
+          .is_ok());
+  ASSERT_TRUE(worker
+                  .send(net::Token{
+                      .request_id = 999, .token = 1, .index = 0, .is_last = true, .logits = {}})
+                  .is_ok());
+  ASSERT_TRUE(
+      worker.send(net::SliceDone{.request_id = 999, .worker_id = 1, .index = 0, .timeline = {}})
+          .is_ok());
+  // The protocol: ready, start, tokens in order, done.
+  ASSERT_TRUE(
+      worker.send(net::SliceReady{.request_id = id, .worker_id = worker.id(), .index = 0}).is_ok());
+  ASSERT_TRUE(worker.next<net::StartSlice>());
+  ASSERT_TRUE(worker
+                  .send(net::Token{
+                      .request_id = id, .token = 41, .index = 0, .is_last = false, .logits = {}})
+                  .is_ok());
+  ASSERT_TRUE(worker
+                  .send(net::Token{
+                      .request_id = id, .token = 42, .index = 1, .is_last = true, .logits = {}})
+                  .is_ok());
+  ASSERT_TRUE(worker
+                  .send(net::SliceDone{
+                      .request_id = id, .worker_id = worker.id(), .index = 0, .timeline = {}})
+                  .is_ok());
+  auto result = handle->result_within(10000);
+  ASSERT_TRUE(result) << result.error().to_string();
+  EXPECT_EQ(result->tokens, (std::vector<int32_t>{41, 42}));
+
+  // A late duplicate changes nothing; the coordinator is still answering.
+  ASSERT_TRUE(worker
+                  .send(net::SliceDone{
+                      .request_id = id, .worker_id = worker.id(), .index = 0, .timeline = {}})
+                  .is_ok());
+  auto status = (*coordinator)->status();
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->workers.size(), 1u);
+  EXPECT_EQ(status->active_requests, 0u);
+}
+
+TEST(CoordinatorProtocolTest, WorkerErrorFailsTheRequestWithItsMessage) {
+  auto coordinator = Coordinator::start({});
+  ASSERT_TRUE(coordinator);
+  ScriptedWorker worker;
+  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+  RequestOptions options;
+  options.prompt_tokens = {1, 2, 3};
+  auto handle = (*coordinator)->submit(options);
+  ASSERT_TRUE(handle);
+  auto assign = worker.next<net::AssignSlice>();
+  ASSERT_TRUE(assign);
+  ASSERT_TRUE(worker
+                  .send(net::RequestError{.request_id = assign->request_id,
+                                          .code = ErrorCode::kDevice,
+                                          .message = "worker scripted: CUDA out of memory"})
+                  .is_ok());
+  auto result = handle->result_within(10000);
+  ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code, ErrorCode::kDevice);
+  EXPECT_NE(result.error().message.find("scripted"), std::string::npos);
+  // The other workers of the request are told to cancel; here the chain is this worker alone.
+  EXPECT_TRUE(worker.next<net::Cancel>());
+}
+
+TEST(CoordinatorProtocolTest, RefusesAWorkerWithAnotherModel) {
+  auto coordinator = Coordinator::start({});
+  ASSERT_TRUE(coordinator);
+  ScriptedWorker first;
+  ASSERT_TRUE(first.join((*coordinator)->address(), "cafe").is_ok());
+  ScriptedWorker second;
+  const Status refused = second.join((*coordinator)->address(), "beef");
+  ASSERT_FALSE(refused.is_ok());
+  EXPECT_NE(refused.message().find("beef"), std::string::npos) << refused.message();
+}
+
+TEST(CoordinatorProtocolTest, SilentWorkerIsDeclaredDeadAndItsRequestFails) {
+  CoordinatorConfig config;
+  config.heartbeat_timeout = 300ms;
+  auto coordinator = Coordinator::start(config);
+  ASSERT_TRUE(coordinator);
+  ScriptedWorker worker;  // sends no heartbeats: a worker cut off without its socket closing
+  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+  RequestOptions options;
+  options.prompt_tokens = {1, 2, 3};
+  auto handle = (*coordinator)->submit(options);
+  ASSERT_TRUE(handle);
+  const auto start = std::chrono::steady_clock::now();
+  auto result = handle->result_within(10000);
+  ASSERT_FALSE(result);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_NE(result.error().message.find("scripted"), std::string::npos) << result.error().message;
+  EXPECT_NE(result.error().message.find("heartbeat"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace runahead
