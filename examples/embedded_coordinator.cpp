@@ -23,7 +23,9 @@ int main(int argc, char** argv) {
   for (std::string id; std::getline(ids, id, ',');) request.prompt_tokens.push_back(std::stoi(id));
   request.max_new_tokens = 8;
 
-  auto coordinator = runahead::Coordinator::start({.listen = argv[1]});
+  runahead::CoordinatorConfig config;
+  config.listen = argv[1];
+  auto coordinator = runahead::Coordinator::start(config);
   if (!coordinator) {
     std::fprintf(stderr, "%s\n", coordinator.error().message.c_str());
     return 1;

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/add.h"
+#include "kernels/cuda/attention_fa3.h"
 #include "kernels/cuda/attention_general.h"
 #include "kernels/cuda/attention_mma.h"
 #include "kernels/cuda/attention_wgmma.h"
@@ -225,6 +226,14 @@ void CudaBackend::attention(const AttentionArgs& args) {
   const size_t shared = properties_.sharedMemPerBlockOptin;
   const AttentionKernel choice = attention_kernel_;
   const bool any_tensor_core = choice != AttentionKernel::kGeneral;
+  // kAuto prefers the warp-specialized TMA kernel (FlashAttention-3 structure) on Hopper;
+  // kFa3 and kWgmma force one kernel where it applies.
+  const bool fa3 = choice == AttentionKernel::kAuto || choice == AttentionKernel::kFa3;
+  if (fa3 && attention_fa3_usable(properties_) && attention_fa3_supports(args)) {
+    record(launch_attention_fa3(args, shared, stream_), "attention",
+           [&] { return "(fa3, head_dim " + std::to_string(args.head_dim) + ")"; });
+    return;
+  }
   const bool wgmma = choice == AttentionKernel::kAuto || choice == AttentionKernel::kWgmma;
   if (wgmma && attention_wgmma_usable(properties_) && attention_wgmma_supports(args)) {
     record(launch_attention_wgmma(args, shared, stream_), "attention",

@@ -20,11 +20,13 @@ namespace runahead {
 
 class CublasLtMatmul;
 
-// Which prefill attention kernel runs. kAuto: wgmma on compute capability 9.0 for head_dim 64
-// and 128, else the mma.sync kernel for those head sizes, else the general one.
+// Which prefill attention kernel runs. kAuto: on compute capability 9.0 for head_dim 64 and
+// 128 the warp-specialized TMA kernel (FlashAttention-3 structure), else the wgmma one; else the
+// mma.sync kernel for those head sizes; else the general one.
 enum class AttentionKernel : uint8_t {
   kAuto,
-  kWgmma,    // Hopper wgmma (compute capability 9.0)
+  kFa3,      // Hopper: TMA producer warpgroup, two ping-pong wgmma consumer warpgroups
+  kWgmma,    // Hopper wgmma, one warpgroup structure (compute capability 9.0)
   kMma,      // mma.sync (sm_80 and later)
   kGeneral,  // any head_dim up to 256, no tensor cores
 };

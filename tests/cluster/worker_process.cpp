@@ -9,8 +9,9 @@
 namespace runahead::testing {
 
 std::string runahead_binary() {
-  const char* dir = std::getenv("RUNAHEAD_BINARY_DIR");
-  return std::string(dir != nullptr ? dir : ".") + "/tools/runahead";
+  // RUNAHEAD_BINARY (the environment) overrides the binary of this build.
+  const char* binary = std::getenv("RUNAHEAD_BINARY");
+  return binary != nullptr ? binary : RUNAHEAD_BINARY;
 }
 
 WorkerProcess::WorkerProcess(const std::string& coordinator, const std::string& model,

@@ -26,7 +26,7 @@ class WorkerProcess {
   pid_t pid_ = -1;
 };
 
-// The runahead binary of this build.
+// The runahead binary of this build (or $RUNAHEAD_BINARY).
 std::string runahead_binary();
 
 }  // namespace runahead::testing

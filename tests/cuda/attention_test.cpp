@@ -1,4 +1,4 @@
-// Prefill attention on the GPU (the tensor-core kernel and the general one) against the fp32
+// Prefill attention on the GPU (each tensor-core kernel and the general one) against the fp32
 // CPU reference: MHA, GQA and MQA, several head sizes, a causal offset (q_begin > 0), and K/V
 // read from the cache layout (rows of [keys | values], stride 2 * kv_dim).
 #include <gtest/gtest.h>
@@ -78,6 +78,7 @@ TEST_P(CudaAttentionTest, MatchesReference) {
   const std::vector<Variant> variants =
       c.general_only ? std::vector<Variant>{{AttentionKernel::kGeneral, 0, "general"}}
                      : std::vector<Variant>{{AttentionKernel::kAuto, 0, "auto"},
+                                            {AttentionKernel::kFa3, 0, "fa3"},
                                             {AttentionKernel::kWgmma, 0, "wgmma"},
                                             {AttentionKernel::kMma, 4, "mma 4 warps"},
                                             {AttentionKernel::kMma, 8, "mma 8 warps"}};
@@ -99,6 +100,8 @@ INSTANTIATE_TEST_SUITE_P(
         AttentionCase{4, 1, 128, 1000, 1048, false}, AttentionCase{6, 6, 64, 0, 129, false},
         AttentionCase{8, 1, 64, 77, 1, false}, AttentionCase{4, 2, 128, 0, 1, false},
         AttentionCase{4, 4, 64, 64, 64, false},
+        // Long causal range: many trips around the K/V staging ring, ragged first and last tiles.
+        AttentionCase{2, 1, 128, 4000, 4300, false}, AttentionCase{4, 2, 64, 300, 2000, false},
         // General kernel: odd head sizes and the same shapes as above.
         AttentionCase{6, 2, 12, 0, 41, true}, AttentionCase{6, 2, 12, 29, 12, true},
         AttentionCase{2, 1, 96, 33, 200, true}, AttentionCase{2, 2, 256, 0, 130, true},

@@ -2,8 +2,12 @@
 // hosts) join it over TCP, and the service submits prompts and gets the first token as soon as
 // the last worker of the chain emits it, then the streamed continuation.
 //
-//   auto coordinator = runahead::Coordinator::start({.listen = "0.0.0.0:7070"});
-//   auto request = (*coordinator)->submit({.prompt_tokens = ids, .max_new_tokens = 64});
+//   runahead::CoordinatorConfig config;
+//   config.listen = "0.0.0.0:7070";
+//   auto coordinator = runahead::Coordinator::start(config);
+//   runahead::RequestOptions options;
+//   options.prompt_tokens = ids;
+//   auto request = (*coordinator)->submit(options);
 //   auto first = request->first_token();
 //   while (auto token = request->next_token()) { ... }
 //   auto result = request->result();  // tokens, TTFT, per-worker per-layer timeline
