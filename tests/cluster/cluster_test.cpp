@@ -19,11 +19,13 @@
 #include "runahead/client.h"
 #include "runahead/coordinator.h"
 #include "tests/cluster/worker_process.h"
+#include "tests/support/numeric.h"
 
 namespace runahead {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::relative_error;
 using testing::WorkerProcess;
 
 // The single-process reference: greedy tokens and first-token logits of a prompt.
@@ -55,16 +57,6 @@ class Reference {
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<Transformer> transformer_;
 };
-
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0.0;
-  double norm = 0.0;
-  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
-    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
-    norm += double{want[i]} * want[i];
-  }
-  return got.size() == want.size() ? std::sqrt(diff / std::max(norm, 1e-30)) : 1e30;
-}
 
 std::vector<int32_t> prompt_of(int length, int vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);

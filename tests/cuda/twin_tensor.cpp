@@ -73,17 +73,6 @@ std::vector<float> read_gpu(CudaBackend& gpu, const Tensor& t) {
   return values;
 }
 
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double diff = 0.0;
-  double norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const double d = double{got[i]} - double{want[i]};
-    diff += d * d;
-    norm += double{want[i]} * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
-
 double compare(Backend& cpu, CudaBackend& gpu, const TwinMatrix& twin, const std::string& what) {
   const std::vector<float> want = read_cpu(cpu, twin.cpu);
   const std::vector<float> got = read_gpu(gpu, twin.gpu);

@@ -13,6 +13,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "tests/support/numeric.h"
 
 namespace runahead::testing {
 
@@ -46,9 +47,6 @@ void poison(CudaBackend& gpu, const TwinMatrix& twin);
 // The matrix read back from each backend, as floats.
 std::vector<float> read_cpu(Backend& cpu, const Tensor& t);
 std::vector<float> read_gpu(CudaBackend& gpu, const Tensor& t);
-
-// ||got - want|| / ||want||; NaN anywhere gives NaN (which fails every bound).
-double relative_error(std::span<const float> got, std::span<const float> want);
 
 // Compares the two sides of `twin`, prints the relative error under `what`, returns it.
 double compare(Backend& cpu, CudaBackend& gpu, const TwinMatrix& twin, const std::string& what);

@@ -6,22 +6,14 @@
 #include <cmath>
 #include <random>
 
+#include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
 
 namespace runahead {
 namespace {
 
 using testing::LoadedModel;
-
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double diff = 0.0;
-  double norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
-    norm += double{want[i]} * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
+using testing::relative_error;
 
 std::vector<float> cache_contents(Backend& backend, const KvCache& cache, int layer,
                                   int64_t tokens) {

@@ -12,12 +12,14 @@
 #include "actors/partition.h"
 #include "actors/slice_run.h"
 #include "net/loopback_data_plane.h"
+#include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
 
 namespace runahead {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::relative_error;
 
 // A worker's I/O thread: drives its data-plane endpoint and runs posted tasks.
 class IoLoop {
@@ -55,16 +57,6 @@ class IoLoop {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
-
-double relative_error(std::span<const float> got, std::span<const float> want) {
-  double diff = 0.0;
-  double norm = 0.0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff += (double{got[i]} - want[i]) * (double{got[i]} - want[i]);
-    norm += double{want[i]} * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
 
 struct ChainResult {
   std::vector<float> logits;
