@@ -1,4 +1,5 @@
 #include "kernels/cuda/attention_fa3.h"
+#include "kernels/cuda/device_primitives.cuh"
 
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -9,6 +10,8 @@
 
 namespace runahead {
 namespace {
+
+using namespace cuda_primitives;
 
 // Block: 128 queries x tiles of 128 keys. Warpgroup 0 produces (one thread issues TMA loads);
 // warpgroups 1 and 2 consume, 64 queries each. Shared memory: the Q tile, then kStages K tiles
@@ -39,10 +42,6 @@ constexpr int kAtomBytes = 128;  // one swizzle row: 64 bf16
 constexpr int kProducerRegisters = 24;
 constexpr int kConsumerRegisters = 240;
 constexpr int kMaxStages = 3;
-
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // --- mbarriers and TMA ---------------------------------------------------------------------
 
@@ -87,17 +86,6 @@ __device__ __forceinline__ void named_arrive(int id) {
 }
 
 // --- wgmma -------------------------------------------------------------------------------
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 __device__ __forceinline__ void wgmma_fence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");

@@ -1,4 +1,5 @@
 #include "kernels/cuda/attention_wgmma.h"
+#include "kernels/cuda/device_primitives.cuh"
 
 #include <cuda_bf16.h>
 
@@ -7,6 +8,8 @@
 
 namespace runahead {
 namespace {
+
+using namespace cuda_primitives;
 
 // One warpgroup (4 warps) per block: 64 query rows x tiles of 64 keys. S = Q K^T and O += P V
 // run on wgmma (sm_90a) with Q, K and V in 128-byte-swizzled shared tiles; P stays in registers.
@@ -25,35 +28,9 @@ constexpr int kThreads = 128;
 
 constexpr int kAtomBytes = 128;  // one swizzle row: 64 bf16
 
-__device__ __forceinline__ uint32_t shared_address(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-
-__device__ __forceinline__ void cp_async_16(uint32_t dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void cp_async_commit() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
 // Makes this thread's shared-memory writes visible to the tensor cores' (async proxy) reads.
 __device__ __forceinline__ void fence_proxy_async() {
   asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-}
-
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
 }
 
 __device__ __forceinline__ void wgmma_fence() {
