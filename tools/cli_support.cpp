@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
@@ -28,8 +30,34 @@ void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokeniz
   command->add_option("--system", input.system, "system message for --chat");
 }
 
+namespace {
+
+// The model's chat template: tokenizer.chat_template of a GGUF file, or chat_template of a
+// checkpoint directory's tokenizer_config.json.
+Result<std::string> chat_template_of(const std::string& model) {
+  if (std::filesystem::is_directory(model)) {
+    const std::string path = model + "/tokenizer_config.json";
+    std::ifstream in(path);
+    const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
+    if (!in || config.is_discarded() || !config.contains("chat_template") ||
+        !config.at("chat_template").is_string()) {
+      return make_error(ErrorCode::kNotFound, path + ": no chat_template string; --chat needs one");
+    }
+    return config.at("chat_template").get<std::string>();
+  }
+  auto file = GgufFile::open(model);
+  if (!file) return make_error(file.error().code, "--chat: " + file.error().message);
+  const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
+  if (jinja == nullptr || jinja->as_string() == nullptr) {
+    return make_error(ErrorCode::kNotFound,
+                      model + ": metadata key tokenizer.chat_template is missing; --chat needs it");
+  }
+  return *jinja->as_string();
+}
+
+}  // namespace
+
 Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::string& model) {
-  PreparedPrompt prepared;
   if (input.tokens.empty() == input.prompt.empty()) {
     return make_error(ErrorCode::kInvalidArgument,
                       "give the prompt either as --prompt TEXT or as --tokens IDS");
@@ -37,15 +65,15 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
   if (input.chat && input.prompt.empty()) {
     return make_error(ErrorCode::kInvalidArgument, "--chat needs --prompt");
   }
-  const std::string source = input.tokenizer.empty() ? model : input.tokenizer;
-  const bool has_source = !source.empty() && source.rfind("random:", 0) != 0;
-  if (has_source) {
-    auto tokenizer = text::load_tokenizer(source);
-    if (tokenizer) {
-      prepared.tokenizer = std::move(tokenizer).value();
-    } else if (!input.prompt.empty()) {
-      return tokenizer.error();
-    }
+  PreparedPrompt prepared;
+  const bool has_model = !model.empty() && model.rfind("random:", 0) != 0;
+  if (!input.tokenizer.empty() || (has_model && !input.prompt.empty())) {
+    RUNAHEAD_ASSIGN_OR_RETURN(
+        prepared.tokenizer,
+        text::load_tokenizer(input.tokenizer.empty() ? model : input.tokenizer));
+  } else if (has_model) {
+    // Token ids in, text out when the model carries a tokenizer; ids only otherwise.
+    if (auto loaded = text::load_tokenizer(model)) prepared.tokenizer = std::move(loaded).value();
   }
   if (input.prompt.empty()) {
     prepared.tokens = input.tokens;
@@ -53,28 +81,24 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
   }
   if (!prepared.tokenizer) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "--prompt needs a tokenizer (--tokenizer PATH or a model that has one)");
+                      model.empty()
+                          ? "--prompt needs a tokenizer: name one with --tokenizer PATH"
+                          : "--prompt needs a tokenizer: " + model + " has none (use --tokens)");
   }
   std::string text = input.prompt;
   if (input.chat) {
-    auto file = GgufFile::open(source);
-    if (!file)
-      return make_error(ErrorCode::kInvalidArgument,
-                        "--chat needs a GGUF model with a chat template: " + file.error().message);
-    const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
-    if (jinja == nullptr || jinja->as_string() == nullptr) {
-      return make_error(ErrorCode::kNotFound,
-                        source + ": metadata key tokenizer.chat_template is missing");
-    }
-    RUNAHEAD_ASSIGN_OR_RETURN(
-        auto chat,
-        text::ChatTemplate::parse(*jinja->as_string(), source + ": tokenizer.chat_template"));
+    const std::string source = has_model ? model : input.tokenizer;
+    RUNAHEAD_ASSIGN_OR_RETURN(const std::string jinja, chat_template_of(source));
+    RUNAHEAD_ASSIGN_OR_RETURN(auto chat,
+                              text::ChatTemplate::parse(jinja, source + ": chat template"));
     std::vector<text::ChatMessage> messages;
     if (!input.system.empty()) messages.push_back({"system", input.system});
     messages.push_back({"user", input.prompt});
     text = chat.apply(messages, true);
   }
-  RUNAHEAD_ASSIGN_OR_RETURN(prepared.tokens, prepared.tokenizer->encode(text));
+  auto encoded = prepared.tokenizer->encode(text);
+  if (!encoded) return make_error(encoded.error().code, "the prompt: " + encoded.error().message);
+  prepared.tokens = std::move(encoded).value();
   return prepared;
 }
 

@@ -1,22 +1,19 @@
 // runahead generate: one process, the prompt prefilled in k slices in turn, then decoding.
 // With a trained model and --prompt, text goes in and the continuation streams out.
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "kernels/backend_factory.h"
-#include "model/gguf.h"
 #include "model/host_model.h"
 #include "model/local_generation.h"
 #include "model/random_model.h"
 #include "model/sampler.h"
-#include "text/chat_template.h"
 #include "text/text_stream.h"
 #include "text/tokenizer.h"
+#include "tools/cli_support.h"
 #include "tools/commands.h"
 #include "tools/progress_bar.h"
 
@@ -49,40 +46,6 @@ std::string join(const std::vector<int32_t>& values) {
   std::exit(1);
 }
 
-// The model's chat template: tokenizer.chat_template of a GGUF file, or chat_template of a
-// checkpoint directory's tokenizer_config.json.
-std::string chat_template_of(const std::string& model) {
-  if (std::filesystem::is_directory(model)) {
-    const std::string path = model + "/tokenizer_config.json";
-    std::ifstream in(path);
-    const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
-    if (!in || config.is_discarded() || !config.contains("chat_template") ||
-        !config.at("chat_template").is_string()) {
-      fail(path + ": no chat_template string; --chat needs one");
-    }
-    return config.at("chat_template").get<std::string>();
-  }
-  auto file = GgufFile::open(model);
-  if (!file) fail("--chat: " + file.error().message);
-  const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
-  if (jinja == nullptr || jinja->as_string() == nullptr) {
-    fail(model + ": metadata key tokenizer.chat_template is missing; --chat needs it");
-  }
-  return *jinja->as_string();
-}
-
-// The prompt text, through the model's chat template when asked.
-std::string prompt_text(const GenerateOptions& options) {
-  if (!options.chat) return options.prompt;
-  auto chat =
-      text::ChatTemplate::parse(chat_template_of(options.model), options.model + ": chat template");
-  if (!chat) fail(chat.error().message);
-  std::vector<text::ChatMessage> messages;
-  if (!options.system.empty()) messages.push_back({"system", options.system});
-  messages.push_back({"user", options.prompt});
-  return chat->apply(messages, true);
-}
-
 // Tokens that end generation: EOS and the end-of-turn markers the vocabulary has.
 std::vector<int32_t> stop_tokens(const text::Tokenizer* tokenizer, int32_t eos) {
   std::vector<int32_t> ids;
@@ -97,35 +60,19 @@ std::vector<int32_t> stop_tokens(const text::Tokenizer* tokenizer, int32_t eos) 
 }
 
 void run_generate(const GenerateOptions& options) {
-  if (options.tokens.empty() == options.prompt.empty()) {
-    fail("give the prompt either as --prompt TEXT or as --tokens IDS");
-  }
-  if (options.chat && options.prompt.empty()) fail("--chat needs --prompt");
   Status sampling_ok = options.sampling.validate();
   if (!sampling_ok) fail(sampling_ok.message());
+  PromptInput input{.prompt = options.prompt,
+                    .tokens = options.tokens,
+                    .tokenizer = options.tokenizer,
+                    .chat = options.chat,
+                    .system = options.system};
+  auto prepared = prepare_prompt(input, options.model);
+  if (!prepared) fail(prepared.error().message);
+  const std::vector<int32_t> prompt = std::move(prepared->tokens);
+  const std::unique_ptr<text::Tokenizer> tokenizer = std::move(prepared->tokenizer);
 
   const bool random = is_random_model_path(options.model);
-  std::unique_ptr<text::Tokenizer> tokenizer;
-  if (!options.tokenizer.empty() || (!random && !options.prompt.empty())) {
-    auto loaded =
-        text::load_tokenizer(options.tokenizer.empty() ? options.model : options.tokenizer);
-    if (!loaded) fail(loaded.error().message);
-    tokenizer = std::move(loaded).value();
-  } else if (!random) {
-    // Token ids in, text out when the model carries a tokenizer; ids only otherwise.
-    if (auto loaded = text::load_tokenizer(options.model)) tokenizer = std::move(loaded).value();
-  }
-  if (!options.prompt.empty() && tokenizer == nullptr) {
-    fail("--prompt needs a tokenizer: " + options.model + " has none (use --tokens)");
-  }
-
-  std::vector<int32_t> prompt = options.tokens;
-  if (!options.prompt.empty()) {
-    auto encoded = tokenizer->encode(prompt_text(options));
-    if (!encoded) fail("the prompt: " + encoded.error().message);
-    prompt = std::move(encoded).value();
-  }
-
   auto host = random ? load_random_model(options.model) : load_model(options.model);
   if (!host) fail(host.error().message);
   if (tokenizer != nullptr && tokenizer->vocab_size() > host->config.vocab_size) {

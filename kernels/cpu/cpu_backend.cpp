@@ -27,16 +27,8 @@ class CpuBackend final : public Backend {
   DType compute_dtype() const override { return DType::kF32; }
   size_t free_memory_bytes() const override;
 
-  Result<Buffer> allocate(size_t bytes) override {
-    // 64-byte alignment for vector loads; the size rounded up as aligned_alloc requires.
-    const size_t rounded = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-    void* data = std::aligned_alloc(64, rounded);
-    if (data == nullptr) {
-      return make_error(ErrorCode::kResourceExhausted,
-                        "cpu: cannot allocate " + std::to_string(bytes) + " bytes");
-    }
-    return Buffer(data, bytes, [](void* p) { std::free(p); });
-  }
+  // The CPU backend's memory is host memory.
+  Result<Buffer> allocate(size_t bytes) override { return allocate_host(bytes); }
 
   Status copy_from_host(const void* src, Tensor dst) override {
     const size_t row_bytes = static_cast<size_t>(dst.cols) * dtype_size(dst.dtype);

@@ -20,6 +20,7 @@
 #include "runahead/coordinator.h"
 #include "tests/cluster/worker_process.h"
 #include "tests/support/numeric.h"
+#include "tests/support/random_model.h"
 
 namespace runahead {
 namespace {
@@ -34,28 +35,22 @@ class Reference {
   explicit Reference(const std::string& preset) {
     auto host = load_random_model("random:" + preset);
     EXPECT_TRUE(host) << host.error().to_string();
-    backend_ = make_cpu_backend();
-    auto weights = upload_weights(*host, *backend_);
-    EXPECT_TRUE(weights) << weights.error().to_string();
-    weights_ = std::make_unique<ModelWeights>(std::move(weights).value());
-    transformer_ = std::make_unique<Transformer>(*weights_, *backend_);
+    if (host) model_ = testing::load_on_cpu(*host);
   }
 
   LocalGenerationResult run(const std::vector<int32_t>& prompt, int max_new_tokens) {
     std::lock_guard lock(mutex_);
     LocalGenerationOptions options;
     options.max_new_tokens = max_new_tokens;
-    options.stop_token = transformer_->config().eos_token;
-    auto result = generate_local(*transformer_, prompt, options);
+    options.stop_token = model_.transformer->config().eos_token;
+    auto result = generate_local(*model_.transformer, prompt, options);
     EXPECT_TRUE(result) << result.error().to_string();
     return std::move(result).value();
   }
 
  private:
   std::mutex mutex_;
-  std::unique_ptr<Backend> backend_;
-  std::unique_ptr<ModelWeights> weights_;
-  std::unique_ptr<Transformer> transformer_;
+  testing::LoadedModel model_;
 };
 
 std::vector<int32_t> prompt_of(int length, int vocab, uint64_t seed) {
