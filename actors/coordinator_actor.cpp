@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "actors/chain_solver.h"
 #include "core/log.h"
 #include "runtime/overloaded.h"
 
@@ -93,8 +94,9 @@ struct CoordinatorActor::Request {
   std::shared_ptr<RequestSink> sink;
   std::vector<uint64_t> chain;  // worker ids in prefix order
   Partition cuts;
-  std::set<uint64_t> ready_from;  // workers that sent SliceReady
-  std::set<uint64_t> done_from;   // workers that sent SliceDone
+  std::set<uint64_t> ready_from;                        // workers that sent SliceReady
+  std::map<uint64_t, std::vector<uint8_t>> kv_targets;  // from SliceReady, by worker
+  std::set<uint64_t> done_from;                         // workers that sent SliceDone
   bool started = false;
   bool all_tokens = false;
   std::vector<int32_t> tokens;
@@ -112,6 +114,13 @@ CoordinatorActor::CoordinatorActor(CoordinatorOptions options, std::shared_ptr<S
 CoordinatorActor::~CoordinatorActor() = default;
 
 Status CoordinatorActor::on_start() {
+  if (!options_.profile_path.empty()) {
+    RUNAHEAD_ASSIGN_OR_RETURN(Profile profile, Profile::load(options_.profile_path));
+    logger("coordinator")
+        ->info("profile {}: model {}, {} worker(s), {} searched length(s)", options_.profile_path,
+               profile.model.hash, profile.workers.size(), profile.searched.size());
+    profile_ = std::move(profile);
+  }
   start_periodic(kHealthPeriod, [] { return CoordinatorMessage(HealthTick{}); });
   return Status::ok();
 }
@@ -300,6 +309,47 @@ void CoordinatorActor::on_closed(const net::ControlClosed& closed) {
   }
 }
 
+namespace {
+
+// A request's own partition must fit its prompt; whether enough workers exist is decided when
+// it is planned.
+Status validate_partition_choice(const net::PartitionChoice& choice, size_t prompt_tokens) {
+  const std::string& scheme = choice.scheme;
+  if (scheme != "" && scheme != "balanced" && scheme != "even" && scheme != "explicit" &&
+      scheme != "searched") {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "unknown partition scheme '" + scheme +
+                          "' (expected balanced, even, explicit or searched)");
+  }
+  if (scheme != "explicit") {
+    if (!choice.cuts.empty()) {
+      return make_error(ErrorCode::kInvalidArgument, "cut points need the explicit scheme");
+    }
+    if (choice.workers > prompt_tokens) {
+      return make_error(ErrorCode::kInvalidArgument, std::to_string(choice.workers) +
+                                                         " workers for a prompt of " +
+                                                         std::to_string(prompt_tokens) + " tokens");
+    }
+    return Status::ok();
+  }
+  const auto& cuts = choice.cuts;
+  bool increasing = cuts.size() >= 2 && cuts.front() == 0 && cuts.back() == prompt_tokens;
+  for (size_t i = 1; increasing && i < cuts.size(); ++i) increasing = cuts[i] > cuts[i - 1];
+  if (!increasing) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "explicit cut points must rise strictly from 0 to the prompt length " +
+                          std::to_string(prompt_tokens));
+  }
+  if (choice.workers != 0 && choice.workers != cuts.size() - 1) {
+    return make_error(ErrorCode::kInvalidArgument, std::to_string(cuts.size() - 1) +
+                                                       " slices for " +
+                                                       std::to_string(choice.workers) + " workers");
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<RequestSink> sink,
                                  const std::shared_ptr<std::promise<Result<uint64_t>>>& accepted,
                                  net::ConnectionId client_connection) {
@@ -317,6 +367,11 @@ void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<Requ
   if (submit.max_new_tokens < 1) {
     return refuse(ErrorCode::kInvalidArgument,
                   "request " + std::to_string(id) + ": max new tokens must be at least 1");
+  }
+  if (Status valid = validate_partition_choice(submit.partition, submit.prompt_tokens.size());
+      !valid.is_ok()) {
+    return refuse(ErrorCode::kInvalidArgument,
+                  "request " + std::to_string(id) + ": " + valid.message());
   }
   if (queue_.size() >= options_.queue_capacity) {
     return refuse(ErrorCode::kResourceExhausted,
@@ -343,13 +398,25 @@ Status CoordinatorActor::plan(Request& request) {
   std::vector<WorkerEntry*> healthy;
   for (auto& [id, worker] : workers_) healthy.push_back(worker.get());
   if (healthy.empty()) return make_error(ErrorCode::kUnavailable, "no workers");
+  const net::PartitionChoice& choice = request.submit.partition;
   const auto tokens = static_cast<int64_t>(request.submit.prompt_tokens.size());
   size_t count = healthy.size();
-  if (options_.max_workers_per_request > 0)
-    count = std::min(count, options_.max_workers_per_request);
-  count = std::min<size_t>(count,
-                           static_cast<size_t>(std::max<int64_t>(
-                               1, tokens / std::max<int64_t>(1, options_.min_tokens_per_worker))));
+  if (choice.scheme == "explicit") {
+    count = choice.cuts.size() - 1;  // validated at submission
+  } else if (choice.workers > 0) {
+    count = std::min<size_t>(count, choice.workers);
+  } else {
+    if (options_.max_workers_per_request > 0)
+      count = std::min(count, options_.max_workers_per_request);
+    count = std::min<size_t>(
+        count, static_cast<size_t>(std::max<int64_t>(
+                   1, tokens / std::max<int64_t>(1, options_.min_tokens_per_worker))));
+  }
+  if (count > healthy.size()) {
+    return make_error(ErrorCode::kUnavailable, "the partition asks for " + std::to_string(count) +
+                                                   " workers, " + std::to_string(healthy.size()) +
+                                                   " are connected");
+  }
   if (count < healthy.size()) {
     // Fewer workers than the cluster has: take the least busy, keeping their order.
     std::stable_sort(healthy.begin(), healthy.end(), [](WorkerEntry* a, WorkerEntry* b) {
@@ -360,14 +427,55 @@ Status CoordinatorActor::plan(Request& request) {
               [](WorkerEntry* a, WorkerEntry* b) { return a->id < b->id; });
   }
   std::vector<SliceCost> costs;
+  std::vector<ChainWorker> chain_workers;
   bool measured = true;
   for (WorkerEntry* worker : healthy) {
     costs.push_back({worker->info.per_token_seconds, worker->info.per_key_seconds});
+    chain_workers.push_back({worker->name, worker->info.backend, costs.back()});
     measured = measured && worker->info.per_token_seconds > 0.0;
   }
-  Result<Partition> cuts = options_.partition == PartitionMode::kBalanced && measured
-                               ? balanced_partition(tokens, costs)
-                               : even_partition(tokens, static_cast<int>(healthy.size()));
+  const bool searched = choice.scheme == "searched";
+  const bool balanced = searched || choice.scheme == "balanced" ||
+                        (choice.scheme.empty() && options_.partition == PartitionMode::kBalanced);
+  const bool profiled = profile_ && profile_->model.hash == model_hash_;
+  if (profile_ && !profiled && !profile_mismatch_logged_) {
+    profile_mismatch_logged_ = true;
+    logger("coordinator")
+        ->warn("profile {} is for model {}, the cluster runs {}: not used", options_.profile_path,
+               profile_->model.hash, model_hash_);
+  }
+  Result<Partition> cuts = make_error(ErrorCode::kInternal, "no partition");
+  std::optional<Partition> table =
+      searched && profiled ? profile_->searched_cuts(tokens, healthy.size()) : std::nullopt;
+  if (searched && !table) {
+    logger("coordinator")
+        ->info("request {}: no searched partition for {} worker(s){}; balanced instead", request.id,
+               healthy.size(), profiled ? " in the profile" : " (no profile)");
+  }
+  if (choice.scheme == "explicit") {
+    cuts = Partition(choice.cuts.begin(), choice.cuts.end());
+  } else if (table) {
+    cuts = *table;
+  } else if (balanced && profiled) {
+    // The profile's transfer-aware model; it may leave workers out when the request did not
+    // fix their number and fewer predict a faster first token.
+    SolverOptions solver;
+    solver.allow_fewer_workers = choice.workers == 0;
+    Result<ChainPlan> best =
+        fastest_partition(profile_->chain_model(chain_workers), tokens, solver);
+    if (best) {
+      std::vector<WorkerEntry*> chosen;
+      for (size_t index : best->chain) chosen.push_back(healthy[index]);
+      healthy = std::move(chosen);
+      cuts = std::move(best->cuts);
+    } else {
+      cuts = best.error();
+    }
+  } else if (balanced && measured) {
+    cuts = balanced_partition(tokens, costs);
+  } else {
+    cuts = even_partition(tokens, static_cast<int>(healthy.size()));
+  }
   if (!cuts) return cuts.status();
   request.cuts = std::move(cuts).value();
   request.chain.clear();
@@ -440,10 +548,14 @@ void CoordinatorActor::on_slice_ready(uint64_t worker_id, const net::SliceReady&
   Request* found = request_of_member(worker_id, ready.request_id, "SliceReady");
   if (found == nullptr || !found->ready_from.insert(worker_id).second) return;
   Request& request = *found;
+  request.kv_targets[worker_id] = ready.kv_target;
   if (request.ready_from.size() < request.chain.size() || request.started) return;
   request.started = true;
-  for (uint64_t worker : request.chain) {
-    (void)send(workers_[worker]->connection, net::StartSlice{.request_id = request.id});
+  for (size_t i = 0; i < request.chain.size(); ++i) {
+    net::StartSlice start{.request_id = request.id, .successor_kv_target = {}};
+    if (i + 1 < request.chain.size())
+      start.successor_kv_target = request.kv_targets[request.chain[i + 1]];
+    (void)send(workers_[request.chain[i]]->connection, start);
   }
 }
 
@@ -490,6 +602,7 @@ void CoordinatorActor::maybe_complete(uint64_t request_id) {
   result.request_id = request.id;
   result.tokens = request.tokens;
   result.ttft_nanos = nanos_between(request.submitted, request.first_token);
+  result.cuts.assign(request.cuts.begin(), request.cuts.end());
   result.total_nanos = nanos_between(request.submitted, Clock::now());
   result.timeline = std::move(request.timeline);
   // The timeline in the log too: per worker, compute and prefix-wait time and bytes moved.

@@ -12,9 +12,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <variant>
 
 #include "actors/partition.h"
+#include "actors/profile.h"
 #include "actors/request_sink.h"
 #include "net/control_events.h"
 #include "net/control_server.h"
@@ -35,6 +37,9 @@ struct CoordinatorOptions {
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: every healthy worker
   std::string expected_model_hash;     // empty: the first worker's hash is the cluster's
+  // A calibration profile (runahead calibrate): its cost model plans balanced requests and its
+  // searched partitions plan "searched" ones, while it matches the cluster's model.
+  std::string profile_path;
 };
 
 // The server, set once it listens; the actor waits for it before its first send.
@@ -119,6 +124,8 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   std::map<uint64_t, std::unique_ptr<Request>> requests_;                   // by request id
   std::deque<uint64_t> queue_;  // accepted, not dispatched yet
   size_t in_flight_ = 0;
+  std::optional<Profile> profile_;
+  bool profile_mismatch_logged_ = false;
 };
 
 }  // namespace runahead

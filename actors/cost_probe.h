@@ -9,7 +9,7 @@
 
 namespace runahead {
 
-// Times a slice of `tokens` tokens with no prefix and one after a prefix of the same length,
+// Times a slice of `tokens` tokens with no prefix and one after a prefix three times as long,
 // and fits t = a n + b n (s + n / 2) to them (median of `repeats` runs each).
 [[nodiscard]] Result<SliceCost> measure_slice_cost(const Transformer& transformer, int64_t tokens,
                                                    int repeats = 3);

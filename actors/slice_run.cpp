@@ -1,5 +1,6 @@
 #include "actors/slice_run.h"
 
+#include <cstring>
 #include <string>
 
 #include "core/log.h"
@@ -23,6 +24,29 @@ bool overlaps(const std::map<int64_t, int64_t>& ranges, int64_t begin, int64_t e
   return false;
 }
 
+// What a predecessor needs besides the data plane's exposure to place rows in this cache.
+struct KvTargetLayout {
+  uint64_t capacity_tokens = 0;  // rows per layer
+};
+
+std::vector<uint8_t> encode_kv_target(const KvTargetLayout& layout,
+                                      const std::vector<uint8_t>& exposure) {
+  std::vector<uint8_t> out(sizeof(layout.capacity_tokens) + exposure.size());
+  std::memcpy(out.data(), &layout.capacity_tokens, sizeof(layout.capacity_tokens));
+  if (!exposure.empty()) {
+    std::memcpy(out.data() + sizeof(layout.capacity_tokens), exposure.data(), exposure.size());
+  }
+  return out;
+}
+
+bool decode_kv_target(const std::vector<uint8_t>& bytes, KvTargetLayout& layout,
+                      std::vector<uint8_t>& exposure) {
+  if (bytes.size() <= sizeof(layout.capacity_tokens)) return false;
+  std::memcpy(&layout.capacity_tokens, bytes.data(), sizeof(layout.capacity_tokens));
+  exposure.assign(bytes.begin() + sizeof(layout.capacity_tokens), bytes.end());
+  return layout.capacity_tokens > 0;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transformer, SlicePlan plan,
@@ -36,14 +60,18 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
   RUNAHEAD_ASSIGN_OR_RETURN(
       KvCache cache,
       KvCache::create(transformer.backend(), transformer.config(), plan.cache_tokens));
-  auto run = std::unique_ptr<SliceRun>(
-      new SliceRun(transformer, plan, std::move(cache), data_plane, std::move(io_post)));
-  const bool reachable = transformer.backend().device_kind() == DeviceKind::kCpu ||
-                         data_plane.capabilities().device_memory;
-  const bool moves_kv = plan.begin > 0 || plan.successor.has_value();
-  if (moves_kv && (plan.force_host_staging || !reachable)) {
+  auto run = std::unique_ptr<SliceRun>(new SliceRun(transformer, plan,
+                                                    std::make_shared<KvCache>(std::move(cache)),
+                                                    data_plane, std::move(io_post)));
+  const bool host_cache = transformer.backend().device_kind() == DeviceKind::kCpu;
+  const bool reachable = host_cache || data_plane.capabilities().device_memory;
+  run->stage_in_ =
+      plan.begin > 0 && !plan.receive_direct && (plan.force_host_staging || !reachable);
+  run->stage_out_ =
+      plan.successor.has_value() && !plan.send_direct && (plan.force_host_staging || !reachable);
+  if (run->stage_in_ || run->stage_out_) {
     const size_t bytes =
-        static_cast<size_t>(run->cache_.n_layers()) * run->cache_.block_bytes(plan.end);
+        static_cast<size_t>(run->cache_->n_layers()) * run->cache_->block_bytes(plan.end);
     auto host_copy = transformer.backend().allocate_host(bytes);
     if (!host_copy) {
       return make_error(ErrorCode::kResourceExhausted,
@@ -52,10 +80,24 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
     }
     run->host_copy_ = std::move(host_copy).value();
   }
+  if (plan.begin > 0 && plan.receive_direct) {
+    // The predecessor writes the prefix straight into this cache: expose all of it.
+    KvCache& kv = *run->cache_;
+    const size_t bytes = static_cast<size_t>(kv.n_layers()) * kv.block_bytes(kv.capacity());
+    auto exposure = data_plane.expose(kv.block(0, 0, 1).data, bytes, run->cache_);
+    if (!exposure) {
+      return make_error(exposure.error().code, request_name(plan.request_id) +
+                                                   ": cannot expose the cache to the previous "
+                                                   "worker: " +
+                                                   exposure.error().message);
+    }
+    KvTargetLayout layout{static_cast<uint64_t>(kv.capacity())};
+    run->kv_target_ = encode_kv_target(layout, *exposure);
+  }
   return run;
 }
 
-SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache,
+SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_ptr<KvCache> cache,
                    net::DataPlane& data_plane, IoPost io_post)
     : transformer_(transformer),
       plan_(plan),
@@ -71,7 +113,7 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
   const std::string where =
       request_name(plan_.request_id) + ", layer " + std::to_string(header.layer) + ", tokens [" +
       std::to_string(header.token_begin) + ", " + std::to_string(header.token_end) + ")";
-  if (header.layer >= static_cast<uint32_t>(cache_.n_layers())) {
+  if (header.layer >= static_cast<uint32_t>(cache_->n_layers())) {
     return make_error(ErrorCode::kProtocol, where + ": no such layer");
   }
   if (header.token_begin < 0 || header.token_end <= header.token_begin ||
@@ -79,7 +121,7 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
     return make_error(ErrorCode::kProtocol,
                       where + ": outside the prefix [0, " + std::to_string(plan_.begin) + ")");
   }
-  const size_t want = cache_.block_bytes(header.token_end - header.token_begin);
+  const size_t want = cache_->block_bytes(header.token_end - header.token_begin);
   if (header.payload_bytes != want) {
     return make_error(ErrorCode::kProtocol, where + ": " + std::to_string(header.payload_bytes) +
                                                 " bytes, expected " + std::to_string(want));
@@ -90,14 +132,21 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
     return make_error(ErrorCode::kProtocol, where + ": overlaps a block already received");
   }
   expected_[header.layer][header.token_begin] = header.token_end;
-  return transfer_rows(static_cast<int>(header.layer), header.token_begin, header.token_end);
+  return incoming_rows(static_cast<int>(header.layer), header.token_begin, header.token_end);
 }
 
-void* SliceRun::transfer_rows(int layer, int64_t from, int64_t to) const {
-  if (host_copy_.empty()) return cache_.block(layer, from, to).data;
-  const size_t layer_bytes = cache_.block_bytes(plan_.end);
+void* SliceRun::host_rows(int layer, int64_t from) const {
+  const size_t layer_bytes = cache_->block_bytes(plan_.end);
   return static_cast<char*>(host_copy_.data()) + static_cast<size_t>(layer) * layer_bytes +
-         cache_.block_bytes(from);
+         cache_->block_bytes(from);
+}
+
+void* SliceRun::incoming_rows(int layer, int64_t from, int64_t to) const {
+  return stage_in_ ? host_rows(layer, from) : cache_->block(layer, from, to).data;
+}
+
+void* SliceRun::outgoing_rows(int layer, int64_t from, int64_t to) const {
+  return stage_out_ ? host_rows(layer, from) : cache_->block(layer, from, to).data;
 }
 
 void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
@@ -117,12 +166,28 @@ void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
     timeline_[header.layer].bytes_in += header.payload_bytes;
   }
   // Cut-through: the successor needs the whole prefix, so pass the block on right away.
-  if (plan_.successor)
+  if (cut_through())
     send_block(static_cast<int>(header.layer), header.token_begin, header.token_end);
   changed_.notify_all();
 }
 
-void SliceRun::release_sends() {
+void SliceRun::release_sends(const std::vector<uint8_t>& successor_kv_target) {
+  if (plan_.send_direct && !target_) {
+    auto fail = [&](const Error& error) {
+      cancel(make_error(error.code,
+                        request_name(plan_.request_id) +
+                            ": cannot write to the next worker's cache: " + error.message));
+    };
+    KvTargetLayout layout;
+    std::vector<uint8_t> exposure;
+    if (!decode_kv_target(successor_kv_target, layout, exposure)) {
+      return fail(Error{ErrorCode::kProtocol, "it sent no usable kv target"});
+    }
+    auto opened = data_plane_.open_target(*plan_.successor, exposure);
+    if (!opened) return fail(opened.error());
+    target_ = *opened;
+    target_capacity_ = static_cast<int64_t>(layout.capacity_tokens);
+  }
   holding_sends_ = false;
   std::vector<HeldBlock> held;
   held.swap(held_blocks_);
@@ -139,11 +204,17 @@ void SliceRun::send_block(int layer, int64_t from, int64_t to) {
   header.layer = static_cast<uint32_t>(layer);
   header.token_begin = from;
   header.token_end = to;
-  header.payload_bytes = cache_.block_bytes(to - from);
-  auto handle = data_plane_.post_send(*plan_.successor, header, transfer_rows(layer, from, to));
+  header.payload_bytes = cache_->block_bytes(to - from);
+  Result<net::SendHandle> handle =
+      target_ ? data_plane_.post_write(
+                    *target_,
+                    cache_->block_bytes(static_cast<int64_t>(layer) * target_capacity_ + from),
+                    header, outgoing_rows(layer, from, to))
+              : data_plane_.post_send(*plan_.successor, header, outgoing_rows(layer, from, to));
   std::lock_guard lock(mutex_);
   ++sends_posted_;
   if (from == plan_.begin) ++own_blocks_posted_;  // forwarded blocks all lie before begin
+  if (from < plan_.begin) forwarded_rows_ += to - from;
   if (!handle) {
     ++sends_completed_;
     failure_ = make_error(handle.error().code, request_name(plan_.request_id) +
@@ -207,7 +278,7 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                                                        std::to_string(plan_.end - plan_.begin));
   }
   Backend& backend = transformer_.backend();
-  RUNAHEAD_RETURN_IF_ERROR(transformer_.check_slice(tokens, plan_.begin, workspace, cache_));
+  RUNAHEAD_RETURN_IF_ERROR(transformer_.check_slice(tokens, plan_.begin, workspace, *cache_));
   transformer_.embed(tokens, workspace);
   for (int layer = 0; layer < transformer_.config().n_layers; ++layer) {
     {
@@ -215,13 +286,12 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
       if (failure_) return *failure_;  // cancelled: stop computing at the next layer
     }
     const auto compute_start = Clock::now();
-    transformer_.project_qkv(layer, plan_.begin, workspace, cache_);
+    transformer_.project_qkv(layer, plan_.begin, workspace, *cache_);
     if (plan_.successor) {
       // The own K/V must be in the memory the data plane reads before it is handed over.
-      if (staged()) {
-        RUNAHEAD_RETURN_IF_ERROR(
-            backend.copy_to_host(cache_.block(layer, plan_.begin, plan_.end),
-                                 transfer_rows(layer, plan_.begin, plan_.end)));
+      if (stage_out_) {
+        RUNAHEAD_RETURN_IF_ERROR(backend.copy_to_host(cache_->block(layer, plan_.begin, plan_.end),
+                                                      host_rows(layer, plan_.begin)));
       } else {
         RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
       }
@@ -244,15 +314,25 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                               std::to_string(received_rows(layer)) + " tokens arrived)");
       }
     }
-    if (staged() && plan_.begin > 0) {
+    if (stage_in_) {
       // The whole prefix of this layer is in the host copy: one copy to the device.
-      RUNAHEAD_RETURN_IF_ERROR(backend.copy_from_host(transfer_rows(layer, 0, plan_.begin),
-                                                      cache_.block(layer, 0, plan_.begin)));
+      RUNAHEAD_RETURN_IF_ERROR(
+          backend.copy_from_host(host_rows(layer, 0), cache_->block(layer, 0, plan_.begin)));
+    }
+    if (plan_.successor && plan_.begin > 0 && !cut_through()) {
+      // The prefix arrived in other memory than the next hop reads: move it, then forward it.
+      if (stage_out_) {
+        RUNAHEAD_RETURN_IF_ERROR(
+            backend.copy_to_host(cache_->block(layer, 0, plan_.begin), host_rows(layer, 0)));
+      } else {
+        RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+      }
+      io_post_([this, layer] { send_block(layer, 0, plan_.begin); });
     }
     const double wait_seconds = seconds_since(wait_start);
 
     const auto finish_start = Clock::now();
-    transformer_.attend_and_finish(layer, plan_.begin, workspace, cache_);
+    transformer_.attend_and_finish(layer, plan_.begin, workspace, *cache_);
     compute_seconds += seconds_since(finish_start);
     std::lock_guard lock(mutex_);
     timeline_[layer].compute_seconds = compute_seconds;
@@ -280,7 +360,9 @@ Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
   const bool done = changed_.wait_until(lock, deadline, [&] {
     return failure_.has_value() ||
-           (own_blocks_posted_ == own_blocks && sends_completed_ == sends_posted_);
+           (own_blocks_posted_ == own_blocks &&
+            forwarded_rows_ == static_cast<int64_t>(own_blocks) * plan_.begin &&
+            sends_completed_ == sends_posted_);
   });
   if (failure_) return *failure_;
   if (!done) {
@@ -290,6 +372,16 @@ Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
                                                std::to_string(sends_posted_) + ")");
   }
   return Status::ok();
+}
+
+void SliceRun::finish_transfers() {
+  if (target_) data_plane_.close_target(*target_);
+  target_.reset();
+  if (!kv_target_.empty()) {
+    KvTargetLayout layout;
+    std::vector<uint8_t> exposure;
+    if (decode_kv_target(kv_target_, layout, exposure)) data_plane_.withdraw(exposure);
+  }
 }
 
 std::vector<LayerTiming> SliceRun::timeline() const {

@@ -7,10 +7,16 @@
 // place in this cache, forwards each one to the successor as soon as it lands (cut-through),
 // posts the own blocks, and tracks the sends until they complete.
 //
-// When the data plane cannot reach the cache's memory (a GPU cache, UCX without CUDA), blocks
-// travel through a host copy of the cache laid out the same way: arriving blocks land there and
-// are forwarded from there, the compute thread copies each layer's prefix to the device once it
-// is complete, and copies its own block to the host before handing it to the I/O thread.
+// Between GPUs of one host the data plane writes blocks straight into the successor's cache
+// (direct writes: the successor exposes its cache, SliceReady carries kv_target(), StartSlice
+// hands it to the predecessor, release_sends() opens it).
+//
+// Where the data plane cannot reach the cache's memory (a GPU cache, UCX without CUDA), blocks
+// travel through a host copy of the cache laid out the same way, per direction: arriving blocks
+// land there and the compute thread copies each layer's prefix to the device once it is
+// complete; own blocks are copied to the host before the I/O thread sends them. Blocks are
+// forwarded cut-through where both directions use the same memory, else by the compute thread
+// once the layer's prefix is complete and in the memory the next hop reads.
 #pragma once
 
 #include <chrono>
@@ -18,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -38,9 +45,14 @@ struct SlicePlan {
   std::optional<net::PeerId> successor;  // the next worker in the chain, if any
   // Hold blocks for the successor until release_sends(): it may not know the request yet.
   bool hold_sends = false;
-  // Move K/V through host memory even where the data plane could reach the cache (tests).
-  // Staging is automatic where it cannot: a GPU cache with a data plane without device access.
+  // Move K/V that is not written directly through host memory even where the data plane could
+  // reach the cache (tests). Staging is automatic where it cannot: a GPU cache with a data
+  // plane without device access.
   bool force_host_staging = false;
+  // The data plane writes directly between this cache and the predecessor's / successor's
+  // (DataPlane::direct_path of their addresses).
+  bool receive_direct = false;
+  bool send_direct = false;
 };
 
 // What happened per layer, for the request's timeline.
@@ -62,8 +74,10 @@ class SliceRun {
                                                                 IoPost io_post);
 
   const SlicePlan& plan() const { return plan_; }
-  KvCache& cache() { return cache_; }
+  KvCache& cache() { return *cache_; }
   bool staged() const { return !host_copy_.empty(); }
+  // Where the predecessor may write this cache directly (for SliceReady); empty if it cannot.
+  const std::vector<uint8_t>& kv_target() const { return kv_target_; }
 
   // --- I/O thread ---
   // Where an arriving block of this request goes; refuses blocks that do not fit the plan.
@@ -72,9 +86,12 @@ class SliceRun {
   void on_block(const net::KvBlockHeader& header, Status status);
   // Checks the sends in flight; returns true when none is left.
   bool poll_sends();
-  // The successor is ready for this request: posts the blocks held so far, and later ones
-  // at once.
-  void release_sends();
+  // The successor is ready for this request (its kv_target(), empty unless it can be written
+  // directly): posts the blocks held so far, and later ones at once. Fails the run if the
+  // successor's cache cannot be opened.
+  void release_sends(const std::vector<uint8_t>& successor_kv_target = {});
+  // The request is over here: lets go of the successor's cache and withdraws this one's.
+  void finish_transfers();
 
   // --- compute thread ---
   // Runs the slice through every layer. `workspace` must hold the slice; `deadline` bounds each
@@ -92,20 +109,29 @@ class SliceRun {
   std::vector<LayerTiming> timeline() const;
 
  private:
-  SliceRun(const Transformer& transformer, SlicePlan plan, KvCache cache,
+  SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_ptr<KvCache> cache,
            net::DataPlane& data_plane, IoPost io_post);
 
   // Posts rows [from, to) of `layer` to the successor (I/O thread).
   void send_block(int layer, int64_t from, int64_t to);
-  // Where the data plane reads and writes rows [from, to) of `layer`: the cache, or its host
-  // copy when staged.
-  void* transfer_rows(int layer, int64_t from, int64_t to) const;
+  // Rows [from, to) of `layer` where arriving blocks land / where sent blocks are read from:
+  // the cache, or its host copy in a staged direction.
+  void* incoming_rows(int layer, int64_t from, int64_t to) const;
+  void* outgoing_rows(int layer, int64_t from, int64_t to) const;
+  void* host_rows(int layer, int64_t from) const;
+  // Blocks are forwarded as they land only where they arrive in the memory they leave from.
+  bool cut_through() const { return plan_.successor.has_value() && stage_in_ == stage_out_; }
   int64_t received_rows(int layer) const;  // under mutex_
 
   const Transformer& transformer_;
   const SlicePlan plan_;
-  KvCache cache_;
-  Buffer host_copy_;  // staged only: rows [0, end) of every layer, in the cache's layout
+  std::shared_ptr<KvCache> cache_;  // shared with the data plane while exposed
+  Buffer host_copy_;        // staged only: rows [0, end) of every layer, in the cache's layout
+  bool stage_in_ = false;   // the prefix arrives in host_copy_
+  bool stage_out_ = false;  // blocks leave from host_copy_
+  std::vector<uint8_t> kv_target_;  // this cache, exposed for direct writes
+  std::optional<uint64_t> target_;  // the successor's cache, opened for direct writes
+  int64_t target_capacity_ = 0;     // its rows per layer
   net::DataPlane& data_plane_;
   IoPost io_post_;
 
@@ -126,6 +152,7 @@ class SliceRun {
   size_t sends_posted_ = 0;
   size_t sends_completed_ = 0;
   size_t own_blocks_posted_ = 0;
+  int64_t forwarded_rows_ = 0;  // prefix rows passed on, all layers together
 };
 
 }  // namespace runahead

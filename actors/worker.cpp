@@ -13,29 +13,51 @@
 #include "model/model_hash.h"
 #include "model/random_model.h"
 #include "net/control_client.h"
+#include "net/direct_write_data_plane.h"
+#include "net/peer_memory.h"
+#include "net/shaped_link_data_plane.h"
 #include "net/ucx_data_plane.h"
 
 namespace runahead {
 
 class Worker::Impl {
  public:
+  // The UCX plane, with direct writes into the caches of workers on GPUs of this host.
+  Result<std::unique_ptr<net::DataPlane>> with_peer_copies(std::unique_ptr<net::DataPlane> ucx) {
+    const std::string device_name = backend->name();  // "cuda:N"
+    const int device = std::stoi(device_name.substr(device_name.find(':') + 1));
+    RUNAHEAD_ASSIGN_OR_RETURN(auto memory, net::make_cuda_ipc_peer_memory(device));
+    net::DirectWriteOptions direct;
+    direct.name = options.name;
+    direct.enabled = options.gpu_peer_copy;
+    return net::make_direct_write_data_plane(std::move(ucx), std::move(memory), direct);
+  }
+
   explicit Impl(WorkerOptions worker_options) : options(std::move(worker_options)) {}
   ~Impl() { shutdown(); }
 
   Status start() {
     auto log = logger("worker");
-    auto host = is_random_model_path(options.model) ? load_random_model(options.model)
-                                                    : load_model(options.model);
-    if (!host) return host.status();
     set_cpu_threads(options.cpu_threads);
-    RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
-    RUNAHEAD_ASSIGN_OR_RETURN(ModelWeights uploaded, upload_weights(*host, *backend));
-    weights = std::make_unique<ModelWeights>(std::move(uploaded));
+    if (is_random_model_path(options.model)) {
+      // Generated on the device where the backend can (no host copy of a 7B model).
+      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
+      RUNAHEAD_ASSIGN_OR_RETURN(RandomWeights random, load_random_weights(options.model, *backend));
+      weights = std::make_unique<ModelWeights>(std::move(random.weights));
+      hash = std::move(random.hash);
+    } else {
+      RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(options.model));
+      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
+      RUNAHEAD_ASSIGN_OR_RETURN(ModelWeights uploaded, upload_weights(host, *backend));
+      weights = std::make_unique<ModelWeights>(std::move(uploaded));
+      hash = model_hash(host);
+    }  // the backend holds the weights now; the host copy is released
     transformer = std::make_unique<Transformer>(*weights, *backend);
-    hash = model_hash(*host);
-    host = make_error(ErrorCode::kCancelled, "released");  // the backend holds the weights now
-    if (options.probe_tokens > 0) {
-      RUNAHEAD_ASSIGN_OR_RETURN(cost, measure_slice_cost(*transformer, options.probe_tokens));
+    const int64_t probe_tokens = options.probe_tokens >= 0
+                                     ? options.probe_tokens
+                                     : (backend->device_kind() == DeviceKind::kCpu ? 32 : 2048);
+    if (probe_tokens > 0) {
+      RUNAHEAD_ASSIGN_OR_RETURN(cost, measure_slice_cost(*transformer, probe_tokens));
     }
     log->info("{}: model {} (hash {}) on {}; cost per token {:.3g} s, per key {:.3g} s",
               options.name, options.model, hash, backend->name(), cost.per_token, cost.per_key);
@@ -45,6 +67,16 @@ class Worker::Impl {
     plane_options.transports = options.transports;
     RUNAHEAD_ASSIGN_OR_RETURN(auto plane, net::UcxDataPlane::create(plane_options));
     data_plane = std::move(plane);
+    if (backend->device_kind() == DeviceKind::kCuda) {
+      RUNAHEAD_ASSIGN_OR_RETURN(data_plane, with_peer_copies(std::move(data_plane)));
+    }
+    const net::LinkShape shape{.bytes_per_second = options.link_gbytes_per_second * 1e9,
+                               .max_jitter = options.link_jitter,
+                               .seed = std::hash<std::string>{}(options.name)};
+    if (shape.active()) {
+      RUNAHEAD_ASSIGN_OR_RETURN(data_plane,
+                                net::make_shaped_link_data_plane(std::move(data_plane), shape));
+    }
     compute = std::make_unique<ComputeQueue>(options.name);
 
     WorkerContext context;
@@ -58,6 +90,7 @@ class Worker::Impl {
       return client->send(message);
     };
     context.on_coordinator_lost = [this](Status reason) { finish(std::move(reason)); };
+    context.on_device_failure = [this](Status reason) { finish(std::move(reason)); };
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<WorkerActor>(options.name, std::move(context)));
 

@@ -21,13 +21,21 @@ struct WorkerOptions {
   int cpu_threads = 0;  // threads of the CPU backend (0: one per core)
   // UCX transports (UCX_TLS syntax, e.g. "tcp" or "shm,self"); empty lets UCX choose.
   std::string transports;
+  // Between GPUs of one host, write K/V straight into the next worker's GPU memory (CUDA IPC,
+  // over NVLink where the GPUs have it); false sends everything through UCX.
+  bool gpu_peer_copy = true;
+  // Emulated link for benchmarks: K/V to the next worker capped at this rate (0: no cap) and
+  // delayed by a random jitter up to this bound per block.
+  double link_gbytes_per_second = 0.0;
+  std::chrono::microseconds link_jitter{0};
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds connect_timeout{10000};
   // Longest wait for one layer of a predecessor's prefix; the coordinator normally notices a
   // dead peer sooner (heartbeats) and cancels the request.
   std::chrono::milliseconds prefix_timeout{120000};
-  // Tokens of the two slices timed at start to fit the cost model (0: skip the measurement).
-  int64_t probe_tokens = 32;
+  // Tokens of the two slices timed at start to fit the cost model (0: skip the measurement;
+  // negative: by device, 32 on a CPU, 2048 on a GPU, where shorter slices only time launches).
+  int64_t probe_tokens = -1;
 };
 
 class Worker {

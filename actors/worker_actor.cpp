@@ -131,6 +131,7 @@ void WorkerActor::drive_data_plane() {
     for (auto it = requests_.begin(); it != requests_.end();) {
       const bool sends_done = it->second->run->poll_sends();
       if (it->second->finished && sends_done) {
+        it->second->run->finish_transfers();
         finish_request(it->first);
         it = requests_.erase(it);
       } else {
@@ -278,6 +279,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
     const net::ChainMember& next = assign.chain[assign.index + 1];
     plan.successor = next.worker_id;
     plan.hold_sends = true;
+    plan.send_direct = context_.data_plane->direct_path(next.data_plane_address);
     auto known = connected_peers_.find(next.worker_id);
     if (known != connected_peers_.end() && known->second != next.data_plane_address) {
       context_.data_plane->disconnect(next.worker_id);  // the same id at a new address
@@ -295,6 +297,10 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
       connected_peers_[next.worker_id] = next.data_plane_address;
     }
   }
+  if (assign.index > 0) {
+    plan.receive_direct =
+        context_.data_plane->direct_path(assign.chain[assign.index - 1].data_plane_address);
+  }
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,
       [me = self()](std::function<void()> task) { (void)me.tell(IoTask{std::move(task)}); });
@@ -309,8 +315,10 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   request->cancelled = request_token(id);
   request->last = last;
   requests_[id] = request;
-  (void)send(net::SliceReady{
-      .request_id = id, .worker_id = context_.worker_id, .index = request->assign.index});
+  (void)send(net::SliceReady{.request_id = id,
+                             .worker_id = context_.worker_id,
+                             .index = request->assign.index,
+                             .kv_target = request->run->kv_target()});
 
   // The computation, on the compute thread, in arrival order.
   const Transformer* transformer = context_.transformer;
@@ -355,9 +363,20 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
                                                 slice_run.cache());
             if (!status.is_ok()) return finish(status);
           }
-          status = transformer->last_token_logits(*workspace, logits);
-          if (!status.is_ok()) return finish(status);
-          const int32_t token = sampler.sample(logits, history);
+          // Greedy with no logits asked for: only the index leaves the backend.
+          const bool device_argmax = sampler.options().greedy() &&
+                                     sampler.options().repetition_penalty == 1.0f &&
+                                     !a.return_logits;
+          int32_t token = -1;
+          if (device_argmax) {
+            auto chosen = transformer->last_token_argmax(*workspace);
+            if (!chosen) return finish(chosen.status());
+            token = *chosen;
+          } else {
+            status = transformer->last_token_logits(*workspace, logits);
+            if (!status.is_ok()) return finish(status);
+            token = sampler.sample(logits, history);
+          }
           history.push_back(token);
           const bool final = index + 1 == to_generate || token == model_config.eos_token;
           net::Token message;
@@ -382,7 +401,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
 void WorkerActor::on_start_slice(const net::StartSlice& start) {
   auto it = requests_.find(start.request_id);
   if (it == requests_.end()) return;  // already failed or cancelled
-  it->second->run->release_sends();
+  it->second->run->release_sends(start.successor_kv_target);
   drive_data_plane();
 }
 
@@ -408,6 +427,11 @@ void WorkerActor::on_slice_finished(const SliceFinished& finished) {
                        .timeline = to_timeline(context_.worker_id, request->run->timeline())});
   } else if (finished.status.code() != ErrorCode::kCancelled) {
     fail_request(finished.request_id, finished.status);
+  }
+  if (finished.status.code() == ErrorCode::kDevice && context_.on_device_failure) {
+    logger("worker")->error("{}: device failed, leaving the cluster: {}", describe(),
+                            finished.status.message());
+    context_.on_device_failure(finished.status);
   }
   // Sends still in flight read from the cache: drive_data_plane() frees it once they are done.
   request->finished = true;

@@ -54,6 +54,9 @@ struct WorkerContext {
   std::function<Status(const net::ControlMessage&)> send_to_coordinator;
   // The coordinator connection closed; the worker stops with `reason`.
   std::function<void(Status reason)> on_coordinator_lost;
+  // The device failed (a CUDA fault is sticky): the worker leaves the cluster with `reason`,
+  // so the coordinator plans around it instead of sending it requests that cannot succeed.
+  std::function<void(Status reason)> on_device_failure;
 };
 
 class WorkerActor final : public runtime::Actor<WorkerMessage> {

@@ -12,6 +12,26 @@ net::SubmitRequest to_submit(const RequestOptions& options) {
   submit.sampling.repetition_penalty = options.sampling.repetition_penalty;
   submit.sampling.seed = options.sampling.seed;
   submit.return_logits = options.return_logits;
+  switch (options.partition.scheme) {
+    case PartitionOptions::Scheme::kDefault:
+      break;
+    case PartitionOptions::Scheme::kBalanced:
+      submit.partition.scheme = "balanced";
+      break;
+    case PartitionOptions::Scheme::kEven:
+      submit.partition.scheme = "even";
+      break;
+    case PartitionOptions::Scheme::kExplicit:
+      submit.partition.scheme = "explicit";
+      break;
+    case PartitionOptions::Scheme::kSearched:
+      submit.partition.scheme = "searched";
+      break;
+  }
+  submit.partition.workers = static_cast<uint32_t>(std::max(options.partition.workers, 0));
+  for (int64_t cut : options.partition.cuts) {
+    submit.partition.cuts.push_back(static_cast<uint64_t>(std::max<int64_t>(cut, 0)));
+  }
   return submit;
 }
 

@@ -26,6 +26,7 @@ class Coordinator::Impl {
     options.min_tokens_per_worker = config.min_tokens_per_worker;
     options.max_workers_per_request = config.max_workers_per_request;
     options.expected_model_hash = config.expected_model_hash;
+    options.profile_path = config.profile_path;
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<CoordinatorActor>("coordinator", options, slot));
     auto listening = net::ControlServer::listen(system.io(), config.listen, net::deliver_to(actor));

@@ -58,6 +58,7 @@ void RequestHandle::State::result(const net::RequestResult& result) {
   out.request_id = result.request_id;
   out.tokens = result.tokens;
   out.ttft_ms = static_cast<double>(result.ttft_nanos) / 1e6;
+  out.cuts.assign(result.cuts.begin(), result.cuts.end());
   out.total_ms = static_cast<double>(result.total_nanos) / 1e6;
   for (const net::LayerTiming& layer : result.timeline.layers) {
     out.timeline.push_back(

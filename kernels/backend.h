@@ -63,19 +63,38 @@ class Backend {
   [[nodiscard]] virtual Result<Buffer> allocate(size_t bytes) = 0;
   // Host memory for transfers to and from this backend (page-locked where that is faster).
   [[nodiscard]] virtual Result<Buffer> allocate_host(size_t bytes);
-  // Copies host rows (contiguous, in dst.dtype) into dst, which may be strided; `src` may be
-  // reused as soon as this returns.
+  // Copies host rows (contiguous, in dst.dtype) into dst, which may be strided; `src` (pageable
+  // or from allocate_host) may be reused as soon as this returns.
   [[nodiscard]] virtual Status copy_from_host(const void* src, Tensor dst) = 0;
   // Copies src (may be strided) into contiguous host rows; waits for pending work first.
   [[nodiscard]] virtual Status copy_to_host(Tensor src, void* dst) = 0;
   // Waits for all enqueued work; reports the first failure since the last check.
   [[nodiscard]] virtual Status synchronize() = 0;
+  // The index of the largest value of a one-row tensor, the first on ties (as argmax() of
+  // model/transformer.h on the row copied to the host); only the index leaves the backend.
+  // Waits for pending work and reports failures as copy_to_host() does.
+  [[nodiscard]] virtual Result<int32_t> argmax(Tensor row) = 0;
+  // Fills dst (compute type or f32) in place with uniform_value(seed, i, scale, offset) of
+  // kernels/random_uniform.h for element i in row-major order, so large random models need no
+  // host generation or upload. Backends whose memory the host writes directly need no such
+  // fill and answer kUnsupported (the default).
+  [[nodiscard]] virtual Status fill_uniform(Tensor /*dst*/, uint64_t /*seed*/, float /*scale*/,
+                                            float /*offset*/) {
+    return make_error(ErrorCode::kUnsupported, name() + ": no in-place random fill");
+  }
 
   // --- operations; shapes are checked by the caller (the model) ---
   // out[i] = table[tokens[i]]; `tokens` is host memory of out.rows ids already range-checked.
   virtual void embed(Tensor table, const int32_t* tokens, Tensor out) = 0;
   virtual void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) = 0;
   virtual void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) = 0;
+  // residual += delta, then out = rms_norm(residual) in one pass over the rows; the norm reads
+  // the sum as stored (in the compute type), so the result equals add() then rms_norm().
+  virtual void add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps,
+                            Tensor out) = 0;
+  // residual += delta, then out = layer_norm(residual) (`bias` may be empty), likewise.
+  virtual void add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias, float eps,
+                              Tensor out) = 0;
   // out = x @ w^T (+ bias when bias is not empty). x [n, k], w [m, k], out [n, m].
   virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
   virtual void rope(const RopeArgs& args) = 0;

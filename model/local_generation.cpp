@@ -79,8 +79,12 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
        ++position) {
     RUNAHEAD_RETURN_IF_ERROR(
         transformer.prefill_slice(std::span<const int32_t>(&token, 1), position, ws, cache));
-    RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
-    token = choose(logits);
+    if (options.choose) {
+      RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
+      token = options.choose(logits);
+    } else {  // greedy: only the index leaves the backend
+      RUNAHEAD_ASSIGN_OR_RETURN(token, transformer.last_token_argmax(ws));
+    }
     result.tokens.push_back(token);
     go_on = !options.on_token || options.on_token(token);
   }

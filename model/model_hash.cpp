@@ -33,11 +33,7 @@ class Fnv1a {
   uint64_t state_ = 0xcbf29ce484222325ull;
 };
 
-}  // namespace
-
-std::string model_hash(const HostModel& model) {
-  Fnv1a h;
-  const ModelConfig& c = model.config;
+void hash_config(Fnv1a& h, const ModelConfig& c) {
   h.value(c.architecture);
   for (int v : {c.n_layers, c.hidden, c.n_heads, c.n_kv_heads, c.head_dim, c.ffn_hidden,
                 c.vocab_size, c.rotary_dim}) {
@@ -52,6 +48,19 @@ std::string model_hash(const HostModel& model) {
   h.value(c.rope_style);
   h.value(c.rope_scaling.type);
   h.value(c.rope_scaling.factor);
+}
+
+std::string hex_digest(const Fnv1a& h) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.digest()));
+  return hex;
+}
+
+}  // namespace
+
+std::string model_hash(const HostModel& model) {
+  Fnv1a h;
+  hash_config(h, model.config);
   for (const auto& [name, tensor] : model.tensors) {  // std::map: sorted, so order-independent
     h.text(name);
     h.value(tensor.dtype);
@@ -64,9 +73,15 @@ std::string model_hash(const HostModel& model) {
     h.bytes(data + (size - sample) / 2, sample);
     h.bytes(data + size - sample, sample);
   }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h.digest()));
-  return hex;
+  return hex_digest(h);
+}
+
+std::string generated_model_hash(const ModelConfig& config, const std::string& recipe) {
+  Fnv1a h;
+  hash_config(h, config);
+  h.text("generated");
+  h.text(recipe);
+  return hex_digest(h);
 }
 
 }  // namespace runahead

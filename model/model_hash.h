@@ -13,5 +13,9 @@ namespace runahead {
 // 13 GB checkpoint would cost a worker seconds at start, while any real difference between two
 // checkpoints shows in the samples.
 std::string model_hash(const HostModel& model);
+// For a model whose every value follows from its config and a recipe (random presets): covers
+// the config as above and `recipe`, which names everything else that fixes the values (seed,
+// generator version, scales). Identical wherever the model is generated, host or device.
+std::string generated_model_hash(const ModelConfig& config, const std::string& recipe);
 
 }  // namespace runahead

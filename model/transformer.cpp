@@ -91,8 +91,18 @@ void Transformer::normalize(Tensor x, Tensor weight, Tensor bias, Tensor out) co
   }
 }
 
+void Transformer::add_normalize(Tensor residual, Tensor delta, Tensor weight, Tensor bias,
+                                Tensor out) const {
+  if (config().norm == NormKind::kRms) {
+    backend_.add_rms_norm(residual, delta, weight, config().norm_eps, out);
+  } else {
+    backend_.add_layer_norm(residual, delta, weight, bias, config().norm_eps, out);
+  }
+}
+
 void Transformer::embed(std::span<const int32_t> tokens, Workspace& ws) const {
   ws.tokens = static_cast<int64_t>(tokens.size());
+  ws.normed_layer = -1;
   backend_.embed(weights_.token_embedding, tokens.data(), ws.hidden.rows_slice(0, ws.tokens));
 }
 
@@ -104,7 +114,8 @@ void Transformer::project_qkv(int layer, int64_t begin, Workspace& ws, KvCache& 
   const Tensor normed = ws.normed.rows_slice(0, n);
   const Tensor qkv = ws.qkv.rows_slice(0, n);
 
-  normalize(hidden, w.attn_norm, w.attn_norm_bias, normed);
+  if (ws.normed_layer != layer) normalize(hidden, w.attn_norm, w.attn_norm_bias, normed);
+  ws.normed_layer = -1;
   backend_.matmul(normed, w.wqkv, w.bqkv, qkv);
 
   const Tensor q = qkv.cols_slice(0, c.q_dim());
@@ -151,10 +162,7 @@ void Transformer::attend_and_finish(int layer, int64_t begin, Workspace& ws, KvC
   backend_.matmul(attn, w.wo, w.bo, attn_out);
 
   // Sequential block: h += attn; h += mlp(norm(h)). Parallel (Falcon): h += attn + mlp(normed).
-  if (!c.parallel_block) {
-    backend_.add(hidden, attn_out, hidden);
-    normalize(hidden, w.mlp_norm, w.mlp_norm_bias, normed);
-  }
+  if (!c.parallel_block) add_normalize(hidden, attn_out, w.mlp_norm, w.mlp_norm_bias, normed);
   backend_.matmul(normed, w.w_gate_up, w.b_up, gate_up);
   if (c.activation == Activation::kSwiGlu) {
     backend_.swiglu(gate_up, mlp_act);
@@ -163,21 +171,38 @@ void Transformer::attend_and_finish(int layer, int64_t begin, Workspace& ws, KvC
   }
   backend_.matmul(mlp_act, w.w_down, w.b_down, mlp_out);
   if (c.parallel_block) backend_.add(hidden, attn_out, hidden);
-  backend_.add(hidden, mlp_out, hidden);
+
+  // The last residual add also computes the next layer's attention norm (project_qkv skips it).
+  if (layer + 1 < c.n_layers) {
+    const LayerWeights& next = weights_.layers[layer + 1];
+    add_normalize(hidden, mlp_out, next.attn_norm, next.attn_norm_bias, normed);
+    ws.normed_layer = layer + 1;
+  } else {
+    backend_.add(hidden, mlp_out, hidden);
+  }
 }
 
-Status Transformer::last_token_logits(Workspace& ws, std::vector<float>& logits) const {
-  const ModelConfig& c = config();
+void Transformer::last_token_head(Workspace& ws) const {
   const Tensor last = ws.hidden.rows_slice(ws.tokens - 1, ws.tokens);
   const Tensor last_normed = ws.normed.rows_slice(0, 1);
   normalize(last, weights_.final_norm, weights_.final_norm_bias, last_normed);
   backend_.matmul(last_normed, weights_.lm_head, Tensor{}, ws.logits);
+}
+
+Status Transformer::last_token_logits(Workspace& ws, std::vector<float>& logits) const {
+  const ModelConfig& c = config();
+  last_token_head(ws);
   logits.resize(static_cast<size_t>(c.vocab_size));
   if (ws.logits.dtype == DType::kF32) return backend_.copy_to_host(ws.logits, logits.data());
   std::vector<uint16_t> narrow(logits.size());
   RUNAHEAD_RETURN_IF_ERROR(backend_.copy_to_host(ws.logits, narrow.data()));
   convert_to_f32(ws.logits.dtype, narrow.data(), logits.data(), logits.size());
   return Status::ok();
+}
+
+Result<int32_t> Transformer::last_token_argmax(Workspace& ws) const {
+  last_token_head(ws);
+  return backend_.argmax(ws.logits);
 }
 
 Status Transformer::prefill_slice(std::span<const int32_t> tokens, int64_t begin, Workspace& ws,

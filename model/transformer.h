@@ -31,6 +31,10 @@ struct Workspace {
   Tensor gate_up;   // [n, 2 ffn] (SwiGLU) or [n, ffn]
   Tensor mlp_out;   // [n, hidden]
   Tensor logits;    // [1, vocab]
+  // The layer whose attention norm `normed` already holds: the previous layer's last residual
+  // add computes it in the same pass (-1: none). Code that writes `hidden` or `normed` other
+  // than through Transformer sets it to -1.
+  int normed_layer = -1;
 };
 
 class Transformer {
@@ -52,10 +56,14 @@ class Transformer {
   // Norm, Q/K/V projection and rotary embedding of the slice at positions [begin, begin + n);
   // writes its K/V into cache rows [begin, begin + n) of `layer`.
   void project_qkv(int layer, int64_t begin, Workspace& ws, KvCache& cache) const;
-  // Attention over cache rows [0, begin + n) of `layer`, output projection, MLP and residuals.
+  // Attention over cache rows [0, begin + n) of `layer`, output projection, MLP and residuals;
+  // the last residual add also leaves the next layer's attention norm in ws.normed.
   void attend_and_finish(int layer, int64_t begin, Workspace& ws, KvCache& cache) const;
   // Final norm and LM head on the slice's last token; logits come back to the host.
   [[nodiscard]] Status last_token_logits(Workspace& ws, std::vector<float>& logits) const;
+  // Greedy decoding's token: argmax(last_token_logits()), with only the index leaving the
+  // backend (not a vocabulary's worth of logits).
+  [[nodiscard]] Result<int32_t> last_token_argmax(Workspace& ws) const;
 
   // Runs a checked slice through every layer, with the prefix [0, begin) already in the cache.
   [[nodiscard]] Status prefill_slice(std::span<const int32_t> tokens, int64_t begin, Workspace& ws,
@@ -63,6 +71,10 @@ class Transformer {
 
  private:
   void normalize(Tensor x, Tensor weight, Tensor bias, Tensor out) const;
+  // residual += delta; out = norm(residual), fused.
+  void add_normalize(Tensor residual, Tensor delta, Tensor weight, Tensor bias, Tensor out) const;
+  // Final norm and LM head of the slice's last token into ws.logits.
+  void last_token_head(Workspace& ws) const;
 
   const ModelWeights& weights_;
   Backend& backend_;

@@ -180,6 +180,11 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             out.setMaxNewTokens(in.max_new_tokens);
             write(out.initSampling(), in.sampling);
             out.setReturnLogits(in.return_logits);
+            auto partition = out.initPartition();
+            partition.setScheme(text(in.partition.scheme));
+            partition.setWorkers(in.partition.workers);
+            fill_scalars(partition.initCuts(static_cast<unsigned>(in.partition.cuts.size())),
+                         in.partition.cuts);
           },
           [&](const Cancel& in) {
             auto out = envelope.initCancel();
@@ -228,6 +233,7 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             out.setTtftNanos(in.ttft_nanos);
             out.setTotalNanos(in.total_nanos);
             write(out.initTimeline(), in.timeline);
+            fill_scalars(out.initCuts(static_cast<unsigned>(in.cuts.size())), in.cuts);
           },
           [&](const RequestError& in) {
             auto out = envelope.initRequestError();
@@ -272,8 +278,13 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             out.setRequestId(in.request_id);
             out.setWorkerId(in.worker_id);
             out.setIndex(in.index);
+            out.setKvTarget(data(in.kv_target));
           },
-          [&](const StartSlice& in) { envelope.initStartSlice().setRequestId(in.request_id); },
+          [&](const StartSlice& in) {
+            auto out = envelope.initStartSlice();
+            out.setRequestId(in.request_id);
+            out.setSuccessorKvTarget(data(in.successor_kv_target));
+          },
       },
       message);
 }
@@ -283,6 +294,10 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
 std::string copy_text(capnp::Text::Reader value) {
   return std::string(value.cStr(), value.size());
 }
+
+// A kv target is a few hundred bytes (a CUDA IPC handle and a layout); anything far larger is
+// not one.
+constexpr uint32_t kMaxKvTargetBytes = 4096;
 
 std::vector<uint8_t> copy_data(capnp::Data::Reader value) {
   return std::vector<uint8_t>(value.begin(), value.end());
@@ -376,6 +391,12 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       out.max_new_tokens = in.getMaxNewTokens();
       out.sampling = read(in.getSampling());
       out.return_logits = in.getReturnLogits();
+      auto partition = in.getPartition();
+      RUNAHEAD_RETURN_IF_ERROR(check_length(partition.getScheme().size(), 64, "partition scheme"));
+      out.partition.scheme = copy_text(partition.getScheme());
+      out.partition.workers = partition.getWorkers();
+      RUNAHEAD_ASSIGN_OR_RETURN(out.partition.cuts,
+                                copy_scalars<uint64_t>(partition.getCuts(), limits, "cuts"));
       return ControlMessage(std::move(out));
     }
     case schema::Envelope::CANCEL: {
@@ -435,6 +456,7 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       out.ttft_nanos = in.getTtftNanos();
       out.total_nanos = in.getTotalNanos();
       RUNAHEAD_ASSIGN_OR_RETURN(out.timeline, read(in.getTimeline(), limits));
+      RUNAHEAD_ASSIGN_OR_RETURN(out.cuts, copy_scalars<uint64_t>(in.getCuts(), limits, "cuts"));
       return ControlMessage(std::move(out));
     }
     case schema::Envelope::REQUEST_ERROR: {
@@ -484,10 +506,17 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
     }
     case schema::Envelope::SLICE_READY: {
       auto in = envelope.getSliceReady();
-      return ControlMessage(SliceReady{in.getRequestId(), in.getWorkerId(), in.getIndex()});
+      RUNAHEAD_RETURN_IF_ERROR(
+          check_length(in.getKvTarget().size(), kMaxKvTargetBytes, "kv target"));
+      return ControlMessage(SliceReady{in.getRequestId(), in.getWorkerId(), in.getIndex(),
+                                       copy_data(in.getKvTarget())});
     }
-    case schema::Envelope::START_SLICE:
-      return ControlMessage(StartSlice{envelope.getStartSlice().getRequestId()});
+    case schema::Envelope::START_SLICE: {
+      auto in = envelope.getStartSlice();
+      RUNAHEAD_RETURN_IF_ERROR(
+          check_length(in.getSuccessorKvTarget().size(), kMaxKvTargetBytes, "successor kv target"));
+      return ControlMessage(StartSlice{in.getRequestId(), copy_data(in.getSuccessorKvTarget())});
+    }
     case schema::Envelope::CALIBRATE_REPLY: {
       auto in = envelope.getCalibrateReply();
       CalibrateReply out;

@@ -64,12 +64,22 @@ struct SamplingParams {
   bool operator==(const SamplingParams&) const = default;
 };
 
+// How to cut one request's prompt; empty: the coordinator's default.
+struct PartitionChoice {
+  std::string scheme;  // "", "balanced", "even" or "explicit"
+  uint32_t workers = 0;
+  std::vector<uint64_t> cuts;  // explicit cut points, 0 first and the prompt length last
+
+  bool operator==(const PartitionChoice&) const = default;
+};
+
 struct SubmitRequest {
   uint64_t request_id = 0;
   std::vector<int32_t> prompt_tokens;
   uint32_t max_new_tokens = 0;
   SamplingParams sampling;
   bool return_logits = false;
+  PartitionChoice partition;
 
   bool operator==(const SubmitRequest&) const = default;
 };
@@ -109,6 +119,9 @@ struct SliceReady {
   uint64_t request_id = 0;
   uint64_t worker_id = 0;
   uint32_t index = 0;
+  // Opaque (SliceRun::kv_target()): where a predecessor on this host may write the K/V
+  // directly; empty when it cannot.
+  std::vector<uint8_t> kv_target;
 
   bool operator==(const SliceReady&) const = default;
 };
@@ -116,6 +129,7 @@ struct SliceReady {
 // Every worker of the chain is ready: K/V may flow to the successor.
 struct StartSlice {
   uint64_t request_id = 0;
+  std::vector<uint8_t> successor_kv_target;  // the successor's SliceReady::kv_target
 
   bool operator==(const StartSlice&) const = default;
 };
@@ -162,6 +176,7 @@ struct RequestResult {
   uint64_t ttft_nanos = 0;
   uint64_t total_nanos = 0;
   Timeline timeline;
+  std::vector<uint64_t> cuts;  // the partition the request ran with
 
   bool operator==(const RequestResult&) const = default;
 };

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -105,6 +106,41 @@ class DataPlane {
   // arm() can stay false while a transfer waits on the peer.
   virtual int event_fd() const = 0;
   virtual bool arm() = 0;
+
+  // --- Direct writes into a peer's memory (GPU peer copies between processes of one host) ---
+  // A receiver exposes a region of its device memory; the sender opens it from the exposure's
+  // bytes (passed through the control plane) and posts blocks with a destination offset. The
+  // block is copied device to device, then the receiver is told, with the same header, and its
+  // resolver and completion run as for a sent block (the resolver must name the place the block
+  // was written to). Planes without it answer false and kUnsupported.
+
+  // Whether blocks between this endpoint and the one at `peer_address` can be written
+  // directly. Both ends compute the same answer from each other's address.
+  virtual bool direct_path(const std::vector<uint8_t>& /*peer_address*/) const { return false; }
+  // Receiver: lets a peer write into [base, base + bytes) of device memory. `keep_alive` holds
+  // the memory until withdraw() was called and the writer has let go of it (or a grace period
+  // passed). Returns the bytes a writer opens it with.
+  [[nodiscard]] virtual Result<std::vector<uint8_t>> expose(void* /*base*/, size_t /*bytes*/,
+                                                            std::shared_ptr<void> /*keep_alive*/) {
+    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
+  }
+  // Receiver: no further writes are expected into the exposure named by `exposure` (expose()'s
+  // bytes).
+  virtual void withdraw(const std::vector<uint8_t>& /*exposure*/) {}
+  // Sender: maps the peer's exposure; later writes name it by the returned id.
+  [[nodiscard]] virtual Result<uint64_t> open_target(PeerId /*peer*/,
+                                                     const std::vector<uint8_t>& /*exposure*/) {
+    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
+  }
+  // Sender: writes the block at `offset` bytes into the target, then tells the receiver. The
+  // handle is checked and released like a send's.
+  [[nodiscard]] virtual Result<SendHandle> post_write(uint64_t /*target*/, size_t /*offset*/,
+                                                      const KvBlockHeader& /*header*/,
+                                                      const void* /*payload*/) {
+    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
+  }
+  // Sender: unmaps the target once no write to it is in flight, and tells the receiver.
+  virtual void close_target(uint64_t /*target*/) {}
 };
 
 }  // namespace runahead::net

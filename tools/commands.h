@@ -11,5 +11,7 @@ void add_worker_command(CLI::App& app);
 void add_submit_command(CLI::App& app);
 void add_status_command(CLI::App& app);
 void add_local_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
 
 }  // namespace runahead::cli

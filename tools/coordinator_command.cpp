@@ -36,6 +36,11 @@ void add_coordinator_command(CLI::App& app) {
       ->add_option("--min-tokens-per-worker", config->min_tokens_per_worker,
                    "shorter prompts use fewer workers")
       ->capture_default_str();
+  command
+      ->add_option("--profile", config->profile_path,
+                   "calibration profile (runahead calibrate --out): balanced requests use its "
+                   "cost model, searched ones its measured partitions")
+      ->check(CLI::ExistingFile);
   command->callback([config, heartbeat_ms, partition] {
     block_termination_signals();
     config->heartbeat_timeout = std::chrono::milliseconds(*heartbeat_ms);

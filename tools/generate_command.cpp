@@ -72,24 +72,35 @@ void run_generate(const GenerateOptions& options) {
   const std::vector<int32_t> prompt = std::move(prepared->tokens);
   const std::unique_ptr<text::Tokenizer> tokenizer = std::move(prepared->tokenizer);
 
+  // A random model's weights are generated on the backend below (on the GPU itself with CUDA).
   const bool random = is_random_model_path(options.model);
-  auto host = random ? load_random_model(options.model) : load_model(options.model);
-  if (!host) fail(host.error().message);
-  if (tokenizer != nullptr && tokenizer->vocab_size() > host->config.vocab_size) {
+  Result<HostModel> host = Error{ErrorCode::kCancelled, "no host copy"};
+  if (!random) host = load_model(options.model);
+  if (!host && !random) fail(host.error().message);
+  auto model_config = random ? preset_config(options.model.substr(7)) : host->config;
+  if (!model_config) fail(model_config.error().message);
+  if (tokenizer != nullptr && tokenizer->vocab_size() > model_config->vocab_size) {
     fail("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-         " tokens but the model only " + std::to_string(host->config.vocab_size));
+         " tokens but the model only " + std::to_string(model_config->vocab_size));
   }
   for (int32_t id : prompt) {
-    if (id < 0 || id >= host->config.vocab_size) {
+    if (id < 0 || id >= model_config->vocab_size) {
       fail("prompt token " + std::to_string(id) + " is outside the vocabulary of " +
-           std::to_string(host->config.vocab_size));
+           std::to_string(model_config->vocab_size));
     }
   }
   auto backend = make_backend(options.device);
   if (!backend) fail(backend.error().message);
   std::unique_ptr<ProgressBar> bar = std::make_unique<ProgressBar>("loading weights");
-  auto weights = upload_weights(*host, **backend,
-                                [&](size_t done, size_t total) { bar->update(done, total); });
+  const UploadProgress progress = [&](size_t done, size_t total) { bar->update(done, total); };
+  Result<ModelWeights> weights = Error{ErrorCode::kCancelled, "not loaded"};
+  if (random) {
+    auto generated = load_random_weights(options.model, **backend, 1, progress);
+    if (!generated) fail(generated.error().message);
+    weights = std::move(generated->weights);
+  } else {
+    weights = upload_weights(*host, **backend, progress);
+  }
   bar.reset();
   if (!weights) fail(weights.error().message);
   host = Error{ErrorCode::kCancelled, "released"};  // the backend holds the weights now

@@ -17,11 +17,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.parse_complete_callback([&] { runahead::set_log_level(log_level); });
   runahead::cli::add_local_command(app);
+  runahead::cli::add_bench_command(app);
   runahead::cli::add_generate_command(app);
   runahead::cli::add_coordinator_command(app);
   runahead::cli::add_worker_command(app);
   runahead::cli::add_submit_command(app);
   runahead::cli::add_status_command(app);
+  runahead::cli::add_calibrate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -31,10 +31,29 @@ void add_worker_command(CLI::App& app) {
   command->add_option("--transports", options->transports,
                       "UCX transports for K/V (UCX_TLS syntax, e.g. tcp or shm,self); "
                       "empty lets UCX choose");
+  command->add_flag_callback(
+      "--no-peer-copy", [options] { options->gpu_peer_copy = false; },
+      "send K/V to a worker on another GPU of this host through UCX (staged through host "
+      "memory) instead of copying it into that GPU's memory directly (CUDA IPC, NVLink)");
+  command
+      ->add_option("--link-gbps", options->link_gbytes_per_second,
+                   "emulate a slower link: cap K/V sent to the next worker at this many GB/s "
+                   "(0: no cap; for benchmarks)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option_function<double>(
+          "--link-jitter-ms",
+          [options](double ms) {
+            options->link_jitter = std::chrono::microseconds(static_cast<int64_t>(ms * 1000));
+          },
+          "emulate a noisy link: delay each K/V block by a random time up to this many ms")
+      ->check(CLI::NonNegativeNumber);
   command->add_option("--heartbeat-ms", *heartbeat_ms, "heartbeat period")->capture_default_str();
   command
       ->add_option("--probe-tokens", options->probe_tokens,
-                   "slice length timed at start for the cost model (0: skip)")
+                   "slice length timed at start for the cost model (0: skip; -1: 32 on a CPU, 2048 "
+                   "on a GPU)")
       ->capture_default_str();
   command->callback([options, heartbeat_ms] {
     block_termination_signals();

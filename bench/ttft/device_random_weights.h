@@ -1,5 +1,5 @@
-// Random model weights generated directly on the GPU, in the layout upload_weights() produces:
-// a 7B model's 13 GB are written in well under a second, with nothing generated on the host.
+// Random model weights generated directly on the GPU, in the layout upload_weights() produces;
+// the benchmarks' name for generate_random_weights() (model/random_model.h).
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,8 @@
 
 namespace runahead {
 
-// Linear weights uniform in [-1/sqrt(hidden), 1/sqrt(hidden)], embeddings in [-1, 1], norm
-// weights in [0.9, 1.1], biases small; errors name the tensor that did not fit.
+// The weights random_host_model(config, seed, random_weight_scale(config)) holds, generated on
+// the GPU; errors name the tensor that did not fit.
 [[nodiscard]] Result<ModelWeights> device_random_weights(const ModelConfig& config,
                                                          CudaBackend& gpu, uint64_t seed);
 

@@ -48,6 +48,14 @@ void OpTimingBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
 void OpTimingBackend::layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
   timed("layer_norm", [&] { gpu_.layer_norm(x, weight, bias, eps, out); });
 }
+void OpTimingBackend::add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps,
+                                   Tensor out) {
+  timed("add_rms_norm", [&] { gpu_.add_rms_norm(residual, delta, weight, eps, out); });
+}
+void OpTimingBackend::add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias,
+                                     float eps, Tensor out) {
+  timed("add_layer_norm", [&] { gpu_.add_layer_norm(residual, delta, weight, bias, eps, out); });
+}
 void OpTimingBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   timed("matmul " + std::to_string(w.rows) + "x" + std::to_string(w.cols),
         [&] { gpu_.matmul(x, w, bias, out); });

@@ -31,10 +31,14 @@ class OpTimingBackend final : public Backend {
   }
   Status copy_to_host(Tensor src, void* dst) override { return gpu_.copy_to_host(src, dst); }
   Status synchronize() override { return gpu_.synchronize(); }
+  Result<int32_t> argmax(Tensor row) override { return gpu_.argmax(row); }
 
   void embed(Tensor table, const int32_t* tokens, Tensor out) override;
   void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override;
   void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) override;
+  void add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor out) override;
+  void add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias, float eps,
+                      Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void rope(const RopeArgs& args) override;
   void attention(const AttentionArgs& args) override;

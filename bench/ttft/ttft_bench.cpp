@@ -15,7 +15,6 @@
 #include <string>
 #include <vector>
 
-#include "bench/ttft/device_random_weights.h"
 #include "bench/ttft/op_timing_backend.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/kv_cache.h"
@@ -58,7 +57,7 @@ Result<Tensor> random_matrix(CudaBackend& gpu, std::vector<Buffer>& keep, int64_
   auto buffer = gpu.allocate(static_cast<size_t>(rows * cols) * 2);
   if (!buffer) return buffer.error();
   const Tensor t = buffer->view(DType::kBF16, rows, cols);
-  gpu.fill_uniform(t, seed, 1.0f, 0.0f);
+  RUNAHEAD_RETURN_IF_ERROR(gpu.fill_uniform(t, seed, 1.0f, 0.0f));
   keep.push_back(std::move(buffer).value());
   return t;
 }
@@ -155,7 +154,7 @@ int run(int argc, char** argv) {
               prop.multiProcessorCount, static_cast<double>(prop.totalGlobalMem) / (1 << 30));
 
   auto t0 = std::chrono::steady_clock::now();
-  auto weights = device_random_weights(*config, gpu, 1234);
+  auto weights = generate_random_weights(*config, gpu, 1234, random_weight_scale(*config));
   if (!weights) {
     std::cerr << weights.error().message << "\n";
     return 1;

@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build-gpu-bundle}
 bundle=$root/.carry/gpu
-targets=(cuda_test ttft_bench)
+targets=(cuda_test ttft_bench tsp_bench)
 
 cmake -S "$root" -B "$build" -G Ninja -DRUNAHEAD_WERROR=ON -DRUNAHEAD_CUDA=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -29,6 +29,8 @@ ldd "${binaries[@]}" | awk '/=> \// {print $3}' | sort -u | while read -r lib; d
   case "$(basename "$lib")" in
     libc.so* | libm.so* | libpthread.so* | libdl.so* | librt.so* | ld-linux* | libgcc_s.so* | \
       libstdc++.so* | libcuda.so* | libcudart.so* | libcublas.so* | libcublasLt.so*) ;;
+    # NCCL (218 MB) comes from PyTorch's wheel there (deploy/gpu/run_peers_on_device.sh).
+    libnccl.so*) ;;
     *) cp -L "$lib" "$bundle/lib/" ;;
   esac
 done

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # KV-Runahead across the GPUs of the device machine, in one device call (after
-# deploy/gpu/build_cluster_bundle.sh here): `runahead local --device cuda` with 1 and with all
-# GPUs on the same prompts; the tokens of every multi-GPU run must equal the one-GPU run's.
-#   MODEL (default random:mini-llama), TOKENS (prompt lengths, default 1000,3000)
-# Logs go to $OUT; a summary is printed last.
+# deploy/gpu/build_cluster_bundle.sh here):
+#   run(command="bash deploy/gpu/run_cluster_on_device.sh check bench", carry=[".carry/cluster"],
+#       kind="nvidia-h100-x2")
+# Steps (arguments; default "check bench"):
+#   check  `runahead local --device cuda` with 1 GPU, with all GPUs over GPU peer copies, and
+#          with all GPUs through UCX (--no-peer-copy, tcp): the tokens must equal the one-GPU
+#          run's. CHECK_MODEL (default random:mini-llama), CHECK_TOKENS (default "1000 3000").
+#   bench  `runahead bench` on WORKER_COUNTS GPUs (default: all): single, kvr-even,
+#          kvr-balanced at TOKENS (default 4096,16384,32768) for MODEL (default
+#          random:llama2-7b), over GPU peer copies.
+#   slow   the same K/V through UCX over shared memory, capped at 10 GB/s (LINK_GBPS).
+#   noisy  GPU peer copies with up to JITTER_MS (default 2) ms of random delay per block.
+# Logs and CSV files go to $OUT; a summary is printed last.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=$root/.carry/cluster
@@ -12,35 +21,77 @@ mkdir -p "$out"
 export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 export UCX_MODULE_DIR="$bundle/ucx-modules"  # no modules of the machine's own UCX build
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-model=${MODEL:-random:mini-llama}
+runahead=$bundle/bin/runahead
 gpus=$(nvidia-smi --list-gpus | wc -l)
-nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$out/device.txt"
-ldd "$bundle/bin/runahead" | grep "not found" && echo "missing libraries"
+steps=${*:-check bench}
+model=${MODEL:-random:llama2-7b}
+tokens=${TOKENS:-4096,16384,32768}
+repeat=${REPEAT:-3}
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  nvidia-smi topo -m
+} 2>&1 | tee "$out/device.txt"
+ldd "$runahead" | grep "not found" && echo "missing libraries"
+
+bench() {  # bench LABEL [runahead bench options...], once per worker count
+  local label=$1 result=0
+  shift
+  for workers in ${WORKER_COUNTS:-$gpus}; do
+    timeout "${BENCH_TIMEOUT:-400}" "$runahead" bench --workers "$workers" --device cuda \
+      --model "$model" --tokens "$tokens" --repeat "$repeat" --warmup 1 --link "$label" \
+      --schemes "${SCHEMES:-single,kvr-even,kvr-balanced}" \
+      --csv "$out/bench_${label}_${workers}.csv" "$@" 2>&1 | tee "$out/bench_${label}_${workers}.log"
+    [[ ${PIPESTATUS[0]} -eq 0 ]] || result=1
+  done
+  return $result
+}
 
 status=0
-for length in ${TOKENS:-1000 3000}; do
-  ids=$(python3 -c "import random; random.seed($length); print(','.join(str(random.randrange(500)) for _ in range($length)))")
-  for workers in 1 $(seq 2 "$gpus"); do
-    "$bundle/bin/runahead" local --workers "$workers" --device cuda --model "$model" \
-      --tokens "$ids" --max-new-tokens 8 --transports tcp --json \
-      >"$out/run_${length}_${workers}.json" 2>"$out/run_${length}_${workers}.log" || status=1
-  done
-done
-python3 - "$out" <<'PY' || status=1
+for step in $steps; do
+  case "$step" in
+    check)
+      for length in ${CHECK_TOKENS:-1000 3000}; do
+        ids=$(python3 -c "import random; random.seed($length); print(','.join(str(random.randrange(500)) for _ in range($length)))")
+        for variant in 1 peer ucx; do
+          workers=$gpus
+          extra=()
+          case $variant in
+            1) workers=1 ;;
+            ucx) extra=(--no-peer-copy --transports tcp) ;;
+          esac
+          timeout 300 "$runahead" local --workers "$workers" --device cuda \
+            --model "${CHECK_MODEL:-random:mini-llama}" --tokens "$ids" --max-new-tokens 8 \
+            --json "${extra[@]}" >"$out/check_${length}_${variant}.json" \
+            2>"$out/check_${length}_${variant}.log" || status=1
+        done
+      done
+      python3 - "$out" <<'PY' || status=1
 import glob, json, os, sys
 out = sys.argv[1]
 ok = True
-for one in sorted(glob.glob(os.path.join(out, "run_*_1.json"))):
+for one in sorted(glob.glob(os.path.join(out, "check_*_1.json"))):
     length = one.split("_")[-2]
-    base = json.load(open(one)) if os.path.getsize(one) else None
-    for run in sorted(glob.glob(os.path.join(out, f"run_{length}_*.json"))):
-        workers = run.rsplit("_", 1)[1].split(".")[0]
-        data = json.load(open(run)) if os.path.getsize(run) else None
+    load = lambda p: json.load(open(p)) if os.path.getsize(p) else None
+    base = load(one)
+    for variant in ("1", "peer", "ucx"):
+        data = load(os.path.join(out, f"check_{length}_{variant}.json"))
         same = base is not None and data is not None and data["tokens"] == base["tokens"]
         ok = ok and same
-        print(f"{length:>6} tokens, {workers} GPU(s): "
-              + (f"TTFT {data['ttft_ms']:.1f} ms, tokens {'==' if same else '!='} 1 GPU" if data else "FAILED"))
+        print(f"check {length:>6} tokens, {variant:>4}: " + (
+            f"TTFT {data['ttft_ms']:.1f} ms, tokens {'==' if same else '!='} 1 GPU"
+            if data else "FAILED"))
 sys.exit(0 if ok else 1)
 PY
+      ;;
+    bench) bench nvlink || status=1 ;;
+    slow)
+      bench "slow${LINK_GBPS:-10}" --no-peer-copy --transports posix,sysv,self \
+        --link-gbps "${LINK_GBPS:-10}" || status=1
+      ;;
+    noisy) bench noisy --link-jitter-ms "${JITTER_MS:-2}" || status=1 ;;
+    *) echo "unknown step '$step' (check, bench, slow, noisy)"; status=2 ;;
+  esac
+done
 echo "status $status"
 exit $status

@@ -48,6 +48,16 @@ class CpuBackend final : public Backend {
 
   Status synchronize() override { return Status::ok(); }
 
+  Result<int32_t> argmax(Tensor row) override {
+    assert(is_f32(row) && row.rows == 1);
+    const float* x = row.as<float>();
+    int32_t best = 0;
+    for (int64_t i = 1; i < row.cols; ++i) {
+      if (x[i] > x[best]) best = static_cast<int32_t>(i);
+    }
+    return best;
+  }
+
   void embed(Tensor table, const int32_t* tokens, Tensor out) override {
     assert(is_f32(table) && is_f32(out) && table.cols == out.cols);
     for (int64_t i = 0; i < out.rows; ++i) {
@@ -88,6 +98,57 @@ class CpuBackend final : public Backend {
       const auto mean_f = static_cast<float>(mean);
       for (int64_t i = 0; i < x.cols; ++i) {
         o[i] = (in[i] - mean_f) * inv_std * w[i] + (b != nullptr ? b[i] : 0.0f);
+      }
+    }
+  }
+
+  // One pass: each row's sum is stored and its statistics gathered, then the row normalized.
+  void add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor out) override {
+    assert(is_f32(residual) && is_f32(delta) && is_f32(weight) && is_f32(out));
+    assert(residual.cols == delta.cols && residual.cols == weight.cols);
+    const float* w = weight.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < residual.rows; ++r) {
+      float* h = residual.row<float>(r);
+      const float* d = delta.row<float>(r);
+      float* o = out.row<float>(r);
+      double sum_squares = 0.0;
+      for (int64_t i = 0; i < residual.cols; ++i) {
+        h[i] += d[i];
+        sum_squares += double{h[i]} * h[i];
+      }
+      const float inv_rms =
+          1.0f /
+          std::sqrt(static_cast<float>(sum_squares / static_cast<double>(residual.cols)) + eps);
+      for (int64_t i = 0; i < residual.cols; ++i) o[i] = w[i] * (h[i] * inv_rms);
+    }
+  }
+
+  void add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias, float eps,
+                      Tensor out) override {
+    assert(is_f32(residual) && is_f32(delta) && is_f32(weight) && is_f32(bias) && is_f32(out));
+    assert(residual.cols == delta.cols && residual.cols == weight.cols);
+    const float* w = weight.as<float>();
+    const float* b = bias.empty() ? nullptr : bias.as<float>();
+#pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < residual.rows; ++r) {
+      float* h = residual.row<float>(r);
+      const float* d = delta.row<float>(r);
+      float* o = out.row<float>(r);
+      double sum = 0.0;
+      for (int64_t i = 0; i < residual.cols; ++i) {
+        h[i] += d[i];
+        sum += h[i];
+      }
+      const double mean = sum / static_cast<double>(residual.cols);
+      double sum_squares = 0.0;
+      for (int64_t i = 0; i < residual.cols; ++i) sum_squares += (h[i] - mean) * (h[i] - mean);
+      const float inv_std =
+          1.0f /
+          std::sqrt(static_cast<float>(sum_squares / static_cast<double>(residual.cols)) + eps);
+      const auto mean_f = static_cast<float>(mean);
+      for (int64_t i = 0; i < residual.cols; ++i) {
+        o[i] = (h[i] - mean_f) * inv_std * w[i] + (b != nullptr ? b[i] : 0.0f);
       }
     }
   }

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/activation.h"
 #include "kernels/cuda/add.h"
+#include "kernels/cuda/argmax.h"
 #include "kernels/cuda/attention_fa3.h"
 #include "kernels/cuda/attention_general.h"
 #include "kernels/cuda/attention_mma.h"
@@ -59,6 +60,7 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
                           std::to_string(properties.minor) + "; bf16 kernels need 8.0 or later");
   }
   std::unique_ptr<CudaBackend> backend(new CudaBackend(device, properties));
+  cudaGetLastError();  // an earlier backend's non-sticky error is not this one's
   error = cudaStreamCreateWithFlags(&backend->stream_, cudaStreamNonBlocking);
   if (error != cudaSuccess) {
     return make_error(ErrorCode::kDevice,
@@ -69,6 +71,11 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
     return make_error(matmul.error().code, backend->name_ + ": " + matmul.error().message);
   }
   backend->matmul_ = std::move(matmul).value();
+  error = cudaMalloc(reinterpret_cast<void**>(&backend->device_argmax_), sizeof(int32_t));
+  if (error != cudaSuccess) {
+    return make_error(ErrorCode::kResourceExhausted,
+                      backend->name_ + ": cannot allocate 4 bytes: " + cuda_error_text(error));
+  }
   return Result<std::unique_ptr<CudaBackend>>(std::move(backend));
 }
 
@@ -80,6 +87,7 @@ CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   matmul_.reset();
   if (device_tokens_ != nullptr) cudaFree(device_tokens_);
+  if (device_argmax_ != nullptr) cudaFree(device_argmax_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -99,6 +107,9 @@ void CudaBackend::record_failure(ErrorCode code, const std::string& message) {
 void CudaBackend::record(cudaError_t error, const char* op,
                          const std::function<std::string()>& detail) {
   if (error == cudaSuccess) return;
+  // An API call's error is also left as the thread's last error, where the next launch's
+  // cudaGetLastError() would report it again: consume it here (sticky errors stay regardless).
+  cudaGetLastError();
   std::string what = op;
   if (detail) what += " " + detail();
   record_failure(ErrorCode::kDevice, what + " failed: " + cuda_error_text(error));
@@ -130,16 +141,36 @@ Result<Buffer> CudaBackend::allocate(size_t bytes) {
   });
 }
 
+Result<Buffer> CudaBackend::allocate_host(size_t bytes) {
+  cudaSetDevice(device_);
+  void* data = nullptr;
+  const cudaError_t error = cudaHostAlloc(&data, bytes == 0 ? 1 : bytes, cudaHostAllocPortable);
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // not sticky, as for device allocations
+    return make_error(ErrorCode::kResourceExhausted,
+                      name_ + ": cannot allocate " + std::to_string(bytes) +
+                          " bytes of page-locked host memory: " + cuda_error_text(error));
+  }
+  return Buffer(data, bytes, [](void* p) { cudaFreeHost(p); });
+}
+
 Status CudaBackend::copy_from_host(const void* src, Tensor dst) {
   RUNAHEAD_RETURN_IF_ERROR(take_failure());
   const size_t row_bytes = static_cast<size_t>(dst.cols) * dtype_size(dst.dtype);
   const size_t pitch = static_cast<size_t>(dst.row_stride) * dtype_size(dst.dtype);
   if (dst.rows == 0 || row_bytes == 0) return Status::ok();
-  // Pageable source: the call returns once `src` has been staged, so the caller may reuse it.
   record(cudaMemcpy2DAsync(dst.data, pitch, src, row_bytes, row_bytes,
                            static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice, stream_),
          "copy_from_host",
          [&] { return "of " + std::to_string(dst.rows) + "x" + std::to_string(dst.cols); });
+  // From pageable memory the call returns once `src` is staged; from page-locked memory the
+  // DMA reads `src` later, so wait for it: the caller may reuse `src` when this returns.
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, src) != cudaSuccess) {
+    cudaGetLastError();  // older runtimes refuse unregistered pointers: pageable
+  } else if (attributes.type == cudaMemoryTypeHost) {
+    record(cudaStreamSynchronize(stream_), "copy_from_host (page-locked source)");
+  }
   return take_failure();
 }
 
@@ -153,6 +184,17 @@ Status CudaBackend::copy_to_host(Tensor src, void* dst) {
            [&] { return "of " + std::to_string(src.rows) + "x" + std::to_string(src.cols); });
   }
   return synchronize();
+}
+
+Result<int32_t> CudaBackend::argmax(Tensor row) {
+  assert(row.rows == 1);
+  record(launch_argmax(row, device_argmax_, stream_), "argmax",
+         [&] { return "of " + std::to_string(row.cols) + " values"; });
+  int32_t index = 0;
+  record(cudaMemcpyAsync(&index, device_argmax_, sizeof index, cudaMemcpyDeviceToHost, stream_),
+         "argmax (copy of the index)");
+  RUNAHEAD_RETURN_IF_ERROR(synchronize());
+  return index;
 }
 
 Status CudaBackend::synchronize() {
@@ -205,6 +247,20 @@ void CudaBackend::rms_norm(Tensor x, Tensor weight, float eps, Tensor out) {
 void CudaBackend::layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) {
   assert(is_bf16(x) && is_bf16(weight) && is_bf16(bias) && is_bf16(out));
   record(launch_layer_norm(x, weight, bias, eps, out, stream_), "layer_norm");
+}
+
+void CudaBackend::add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps,
+                               Tensor out) {
+  assert(is_bf16(residual) && is_bf16(delta) && is_bf16(weight) && is_bf16(out));
+  assert(residual.cols == delta.cols && residual.cols == weight.cols);
+  record(launch_add_rms_norm(residual, delta, weight, eps, out, stream_), "add_rms_norm");
+}
+
+void CudaBackend::add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias,
+                                 float eps, Tensor out) {
+  assert(is_bf16(residual) && is_bf16(delta) && is_bf16(weight) && is_bf16(bias) && is_bf16(out));
+  assert(residual.cols == delta.cols && residual.cols == weight.cols);
+  record(launch_add_layer_norm(residual, delta, weight, bias, eps, out, stream_), "add_layer_norm");
 }
 
 void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
@@ -279,8 +335,15 @@ void CudaBackend::copy(Tensor src, Tensor dst) {
          [&] { return "of " + std::to_string(src.rows) + "x" + std::to_string(src.cols); });
 }
 
-void CudaBackend::fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) {
-  record(launch_fill_uniform(dst, seed, scale, offset, stream_), "fill_uniform");
+Status CudaBackend::fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) {
+  if (dst.dtype != DType::kBF16 && dst.dtype != DType::kF32) {
+    return make_error(
+        ErrorCode::kUnsupported,
+        name_ + ": fill_uniform of " + std::string(dtype_name(dst.dtype)) + " (bf16 or f32 only)");
+  }
+  record(launch_fill_uniform(dst, seed, scale, offset, stream_), "fill_uniform",
+         [&] { return "of " + std::to_string(dst.rows) + "x" + std::to_string(dst.cols); });
+  return take_failure();
 }
 
 Result<std::unique_ptr<Backend>> make_cuda_backend(int device) {

@@ -45,13 +45,20 @@ class CudaBackend final : public Backend {
   size_t free_memory_bytes() const override;
 
   Result<Buffer> allocate(size_t bytes) override;
+  // Page-locked (cudaHostAlloc, portable to every device): copies run at full PCIe speed.
+  Result<Buffer> allocate_host(size_t bytes) override;
   Status copy_from_host(const void* src, Tensor dst) override;
   Status copy_to_host(Tensor src, void* dst) override;
   Status synchronize() override;
+  Result<int32_t> argmax(Tensor row) override;
+  Status fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) override;
 
   void embed(Tensor table, const int32_t* tokens, Tensor out) override;
   void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override;
   void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) override;
+  void add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor out) override;
+  void add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias, float eps,
+                      Tensor out) override;
   void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override;
   void rope(const RopeArgs& args) override;
   void attention(const AttentionArgs& args) override;
@@ -60,10 +67,6 @@ class CudaBackend final : public Backend {
   void add(Tensor a, Tensor b, Tensor out) override;
   void copy(Tensor src, Tensor dst) override;
 
-  // Not part of Backend: fills `dst` (bf16 or f32) with values uniform in [offset - scale,
-  // offset + scale] drawn from a counter-based generator, so large random models need no
-  // host-side generation or upload.
-  void fill_uniform(Tensor dst, uint64_t seed, float scale, float offset);
   // Selects the attention kernel (tests and benchmarks compare them); a kernel that does not
   // take the arguments (head_dim, alignment, device) falls back to the next one that does.
   void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
@@ -89,6 +92,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<CublasLtMatmul> matmul_;
   int32_t* device_tokens_ = nullptr;
+  int32_t* device_argmax_ = nullptr;  // argmax()'s result, one int32
   int64_t device_tokens_capacity_ = 0;
   AttentionKernel attention_kernel_ = AttentionKernel::kAuto;
   int attention_warps_ = 0;

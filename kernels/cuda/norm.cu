@@ -85,6 +85,87 @@ __global__ void layer_norm_kernel(const __nv_bfloat16* x, int64_t x_stride,
   }
 }
 
+// Rounds to bf16 as a store would and widens back: the norms below read the residual as stored.
+__device__ __forceinline__ float as_stored(float value) {
+  return __bfloat162float(__float2bfloat16(value));
+}
+
+// residual += delta, out = rms_norm(residual): one block per row. Each thread reads back only
+// the residual columns it wrote itself, so the second pass needs no barrier beyond block_sum's.
+template <bool kVector>
+__global__ void add_rms_norm_kernel(__nv_bfloat16* residual, int64_t residual_stride,
+                                    const __nv_bfloat16* delta, int64_t delta_stride,
+                                    const __nv_bfloat16* weight, __nv_bfloat16* out,
+                                    int64_t out_stride, int64_t cols, float eps) {
+  __shared__ float scratch[32];
+  __nv_bfloat16* h = residual + blockIdx.x * residual_stride;
+  const __nv_bfloat16* d = delta + blockIdx.x * delta_stride;
+  __nv_bfloat16* o = out + blockIdx.x * out_stride;
+  float sum_squares = 0.0f;
+  if constexpr (kVector) {
+    for (int64_t c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Float8 v = load_bf16x8(h + c);
+      const Float8 e = load_bf16x8(d + c);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        v.v[i] = as_stored(v.v[i] + e.v[i]);
+        sum_squares += v.v[i] * v.v[i];
+      }
+      store_bf16x8(h + c, v);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      const float v = as_stored(__bfloat162float(h[c]) + __bfloat162float(d[c]));
+      h[c] = __float2bfloat16(v);
+      sum_squares += v * v;
+    }
+  }
+  const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(cols) + eps);
+  if constexpr (kVector) {
+    for (int64_t c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Float8 v = load_bf16x8(h + c);
+      const Float8 w = load_bf16x8(weight + c);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v.v[i] = w.v[i] * (v.v[i] * inv_rms);
+      store_bf16x8(o + c, v);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      o[c] = __float2bfloat16(__bfloat162float(weight[c]) * (__bfloat162float(h[c]) * inv_rms));
+    }
+  }
+}
+
+// residual += delta, out = layer_norm(residual), with layer_norm_kernel's two statistics passes.
+__global__ void add_layer_norm_kernel(__nv_bfloat16* residual, int64_t residual_stride,
+                                      const __nv_bfloat16* delta, int64_t delta_stride,
+                                      const __nv_bfloat16* weight, const __nv_bfloat16* bias,
+                                      __nv_bfloat16* out, int64_t out_stride, int64_t cols,
+                                      float eps) {
+  __shared__ float scratch[32];
+  __nv_bfloat16* h = residual + blockIdx.x * residual_stride;
+  const __nv_bfloat16* d = delta + blockIdx.x * delta_stride;
+  __nv_bfloat16* o = out + blockIdx.x * out_stride;
+  float sum = 0.0f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = as_stored(__bfloat162float(h[c]) + __bfloat162float(d[c]));
+    h[c] = __float2bfloat16(v);
+    sum += v;
+  }
+  const float mean = block_sum(sum, scratch) / static_cast<float>(cols);
+  float sum_squares = 0.0f;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float v = __bfloat162float(h[c]) - mean;
+    sum_squares += v * v;
+  }
+  const float inv_std = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(cols) + eps);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    const float b = bias != nullptr ? __bfloat162float(bias[c]) : 0.0f;
+    o[c] = __float2bfloat16(
+        (__bfloat162float(h[c]) - mean) * inv_std * __bfloat162float(weight[c]) + b);
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_rms_norm(Tensor x, Tensor weight, float eps, Tensor out, cudaStream_t stream) {
@@ -109,6 +190,36 @@ cudaError_t launch_layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, T
       x.as<__nv_bfloat16>(), x.row_stride, weight.as<__nv_bfloat16>(),
       bias.empty() ? nullptr : bias.as<__nv_bfloat16>(), out.as<__nv_bfloat16>(), out.row_stride,
       x.cols, eps);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor out,
+                                cudaStream_t stream) {
+  if (residual.rows == 0) return cudaSuccess;
+  const auto blocks = static_cast<unsigned>(residual.rows);
+  if (rows_vectorizable(residual) && rows_vectorizable(delta) && rows_vectorizable(weight) &&
+      rows_vectorizable(out)) {
+    add_rms_norm_kernel<true><<<blocks, kThreads, 0, stream>>>(
+        residual.as<__nv_bfloat16>(), residual.row_stride, delta.as<__nv_bfloat16>(),
+        delta.row_stride, weight.as<__nv_bfloat16>(), out.as<__nv_bfloat16>(), out.row_stride,
+        residual.cols, eps);
+  } else {
+    add_rms_norm_kernel<false><<<blocks, kThreads, 0, stream>>>(
+        residual.as<__nv_bfloat16>(), residual.row_stride, delta.as<__nv_bfloat16>(),
+        delta.row_stride, weight.as<__nv_bfloat16>(), out.as<__nv_bfloat16>(), out.row_stride,
+        residual.cols, eps);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias,
+                                  float eps, Tensor out, cudaStream_t stream) {
+  if (residual.rows == 0) return cudaSuccess;
+  add_layer_norm_kernel<<<static_cast<unsigned>(residual.rows), kThreads, 0, stream>>>(
+      residual.as<__nv_bfloat16>(), residual.row_stride, delta.as<__nv_bfloat16>(),
+      delta.row_stride, weight.as<__nv_bfloat16>(),
+      bias.empty() ? nullptr : bias.as<__nv_bfloat16>(), out.as<__nv_bfloat16>(), out.row_stride,
+      residual.cols, eps);
   return cudaGetLastError();
 }
 

@@ -4,17 +4,12 @@
 
 #include <algorithm>
 
+#include "kernels/random_uniform.h"
+
 namespace runahead {
 namespace {
 
-// splitmix64 of (seed, index): independent of launch shape, so a fill is reproducible.
-__device__ __forceinline__ uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
+// Element i (row-major within the view) takes value i of the stream, whatever the launch shape.
 template <typename T>
 __global__ void fill_uniform_kernel(T* data, int64_t stride, int64_t rows, int64_t cols,
                                     uint64_t seed, float scale, float offset) {
@@ -24,12 +19,9 @@ __global__ void fill_uniform_kernel(T* data, int64_t stride, int64_t rows, int64
        i += step) {
     const int64_t r = i / cols;
     const int64_t c = i - r * cols;
-    const uint64_t bits = mix(seed * 0x2545f4914f6cdd1dull + static_cast<uint64_t>(i));
-    // 24 random bits -> [-1, 1).
-    const float u = static_cast<float>(bits >> 40) * (2.0f / 16777216.0f) - 1.0f;
-    const float value = offset + scale * u;
+    const float value = uniform_value(seed, static_cast<uint64_t>(i), scale, offset);
     if constexpr (sizeof(T) == 2) {
-      data[r * stride + c] = __float2bfloat16(value);
+      data[r * stride + c] = __float2bfloat16_rn(value);
     } else {
       data[r * stride + c] = value;
     }

@@ -80,6 +80,14 @@ struct SubmitRequest {
   maxNewTokens @2 :UInt32;
   sampling @3 :SamplingParams;
   returnLogits @4 :Bool;         # send the logits of every generated position back
+  partition @5 :PartitionChoice;
+}
+
+struct PartitionChoice {
+  # How the coordinator cuts this request's prompt; all unset: the coordinator's default.
+  scheme @0 :Text;               # "", "balanced", "even" or "explicit"
+  workers @1 :UInt32;            # workers to use (0: the coordinator decides)
+  cuts @2 :List(UInt64);         # "explicit": 0 = c0 < c1 < ... < cP = prompt length
 }
 
 struct Cancel {
@@ -113,11 +121,14 @@ struct SliceReady {
   requestId @0 :UInt64;
   workerId @1 :UInt64;
   index @2 :UInt32;
+  kvTarget @3 :Data;             # opaque: where a predecessor on this host may write this
+                                 # worker's K/V directly (GPU peer copy); empty: none
 }
 
 struct StartSlice {
   # Every worker of the chain is ready: K/V may flow to the successor.
   requestId @0 :UInt64;
+  successorKvTarget @1 :Data;    # the successor's SliceReady.kvTarget
 }
 
 struct LayerTiming {
@@ -156,6 +167,7 @@ struct RequestResult {
   ttftNanos @2 :UInt64;          # measured at the coordinator
   totalNanos @3 :UInt64;
   timeline @4 :Timeline;
+  cuts @5 :List(UInt64);         # the partition the request ran with
 }
 
 struct RequestError {

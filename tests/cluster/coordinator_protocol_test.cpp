@@ -100,8 +100,10 @@ TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
       worker.send(net::SliceDone{.request_id = 999, .worker_id = 1, .index = 0, .timeline = {}})
           .is_ok());
   // The protocol: ready, start, tokens in order, done.
-  ASSERT_TRUE(
-      worker.send(net::SliceReady{.request_id = id, .worker_id = worker.id(), .index = 0}).is_ok());
+  ASSERT_TRUE(worker
+                  .send(net::SliceReady{
+                      .request_id = id, .worker_id = worker.id(), .index = 0, .kv_target = {}})
+                  .is_ok());
   ASSERT_TRUE(worker.next<net::StartSlice>());
   ASSERT_TRUE(worker
                   .send(net::Token{

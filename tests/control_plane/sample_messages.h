@@ -18,7 +18,8 @@ inline std::vector<ControlMessage> sample_messages() {
   all.emplace_back(Hello{kProtocolVersion, PeerRole::kWorker, "w1", sample_worker_info()});
   all.emplace_back(HelloAck{kProtocolVersion, false, "model hash differs", 42});
   all.emplace_back(Heartbeat{9, 3, 1ull << 33});
-  all.emplace_back(SubmitRequest{77, {1, -2, 3, 50000}, 16, sampling, true});
+  all.emplace_back(
+      SubmitRequest{77, {1, -2, 3, 50000}, 16, sampling, true, {"explicit", 2, {0, 3, 4}}});
   all.emplace_back(Cancel{77, "client went away"});
   AssignSlice assign;
   assign.request_id = 77;
@@ -34,15 +35,15 @@ inline std::vector<ControlMessage> sample_messages() {
   all.emplace_back(assign);
   all.emplace_back(SliceDone{77, 2, 1, timeline});
   all.emplace_back(Token{77, 13, 0, false, {0.5f, -1.25f}});
-  all.emplace_back(RequestResult{77, {13, 14}, 123456, 234567, timeline});
+  all.emplace_back(RequestResult{77, {13, 14}, 123456, 234567, timeline, {0, 1, 2}});
   all.emplace_back(RequestError{77, ErrorCode::kUnavailable, "worker w2 (10.0.0.3:7001) died"});
   all.emplace_back(StatusQuery{});
   all.emplace_back(
       StatusReply{{WorkerStatus{1, "w1", sample_worker_info(), true, 120, 2}}, 3, 2, 64});
   all.emplace_back(CalibrateRequest{5, {CalibrationPoint{0, 128}, CalibrationPoint{512, 128}}});
   all.emplace_back(CalibrateReply{5, {1000000, 2500000}});
-  all.emplace_back(SliceReady{77, 2, 1});
-  all.emplace_back(StartSlice{77});
+  all.emplace_back(SliceReady{77, 2, 1, {9, 8, 7}});
+  all.emplace_back(StartSlice{77, {1, 2, 3, 4}});
   return all;
 }
 

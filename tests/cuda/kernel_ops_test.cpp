@@ -2,10 +2,12 @@
 // backend on fresh random inputs (bf16-rounded on both sides), with poisoned outputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
 
+#include "model/transformer.h"
 #include "tests/cuda/twin_tensor.h"
 
 namespace runahead {
@@ -60,6 +62,62 @@ TEST_F(CudaKernelTest, LayerNormMatchesReference) {
     EXPECT_LT(compare(*cpu_, *gpu_, out,
                       std::string("layer_norm 65x4544 ") + (with_bias ? "bias" : "no bias")),
               kBf16Tolerance);
+  }
+}
+
+TEST_F(CudaKernelTest, AddRmsNormMatchesReferenceAndSeparateOps) {
+  for (auto [rows, cols, stride] :
+       {std::tuple<int64_t, int64_t, int64_t>{129, 4096, 0}, {33, 36, 41}, {7, 1000, 1024}}) {
+    const std::string shape =
+        std::to_string(rows) + "x" + std::to_string(cols) + " stride " + std::to_string(stride);
+    TwinMatrix residual = make_twin(*cpu_, *gpu_, rows, cols, rng_, 2.0f, 0.0f, stride);
+    TwinMatrix delta = make_twin(*cpu_, *gpu_, rows, cols, rng_, 1.0f);
+    TwinMatrix w = make_twin(*cpu_, *gpu_, 1, cols, rng_, 0.1f, 1.0f);
+    TwinMatrix out = make_twin(*cpu_, *gpu_, rows, cols, rng_, 1.0f, 0.0f, stride);
+    // The separate add and rms_norm on the GPU, on a copy of the residual.
+    TwinMatrix separate_residual = make_twin(*cpu_, *gpu_, rows, cols, rng_, 1.0f, 0.0f, stride);
+    TwinMatrix separate_out = make_twin(*cpu_, *gpu_, rows, cols, rng_);
+    gpu_->copy(residual.gpu, separate_residual.gpu);
+    testing::poison(*gpu_, out);
+    cpu_->add_rms_norm(residual.cpu, delta.cpu, w.cpu, 1e-5f, out.cpu);
+    gpu_->add_rms_norm(residual.gpu, delta.gpu, w.gpu, 1e-5f, out.gpu);
+    EXPECT_LT(compare(*cpu_, *gpu_, residual, "add_rms_norm sum " + shape), kBf16Tolerance);
+    EXPECT_LT(compare(*cpu_, *gpu_, out, "add_rms_norm " + shape), kBf16Tolerance);
+    // Fused, the norm reads the sum as stored: bit for bit the separate operations.
+    gpu_->add(separate_residual.gpu, delta.gpu, separate_residual.gpu);
+    gpu_->rms_norm(separate_residual.gpu, w.gpu, 1e-5f, separate_out.gpu);
+    EXPECT_EQ(testing::read_gpu(*gpu_, out.gpu), testing::read_gpu(*gpu_, separate_out.gpu))
+        << shape;
+    EXPECT_EQ(testing::read_gpu(*gpu_, residual.gpu),
+              testing::read_gpu(*gpu_, separate_residual.gpu))
+        << shape;
+  }
+}
+
+TEST_F(CudaKernelTest, AddLayerNormMatchesReferenceAndSeparateOps) {
+  for (bool with_bias : {true, false}) {
+    const std::string what = with_bias ? "bias" : "no bias";
+    TwinMatrix residual = make_twin(*cpu_, *gpu_, 65, 4544, rng_, 2.0f, 0.5f);
+    TwinMatrix delta = make_twin(*cpu_, *gpu_, 65, 4544, rng_, 1.0f, 0.0f, 4600);
+    TwinMatrix w = make_twin(*cpu_, *gpu_, 1, 4544, rng_, 0.1f, 1.0f);
+    TwinMatrix b = make_twin(*cpu_, *gpu_, 1, 4544, rng_, 0.1f);
+    TwinMatrix out = make_twin(*cpu_, *gpu_, 65, 4544, rng_);
+    TwinMatrix separate_residual = make_twin(*cpu_, *gpu_, 65, 4544, rng_);
+    TwinMatrix separate_out = make_twin(*cpu_, *gpu_, 65, 4544, rng_);
+    gpu_->copy(residual.gpu, separate_residual.gpu);
+    testing::poison(*gpu_, out);
+    cpu_->add_layer_norm(residual.cpu, delta.cpu, w.cpu, with_bias ? b.cpu : Tensor{}, 1e-5f,
+                         out.cpu);
+    gpu_->add_layer_norm(residual.gpu, delta.gpu, w.gpu, with_bias ? b.gpu : Tensor{}, 1e-5f,
+                         out.gpu);
+    EXPECT_LT(compare(*cpu_, *gpu_, residual, "add_layer_norm sum 65x4544 " + what),
+              kBf16Tolerance);
+    EXPECT_LT(compare(*cpu_, *gpu_, out, "add_layer_norm 65x4544 " + what), kBf16Tolerance);
+    gpu_->add(separate_residual.gpu, delta.gpu, separate_residual.gpu);
+    gpu_->layer_norm(separate_residual.gpu, w.gpu, with_bias ? b.gpu : Tensor{}, 1e-5f,
+                     separate_out.gpu);
+    EXPECT_EQ(testing::read_gpu(*gpu_, out.gpu), testing::read_gpu(*gpu_, separate_out.gpu))
+        << what;
   }
 }
 
@@ -178,6 +236,43 @@ TEST_F(CudaKernelTest, AddMatchesReferenceInPlace) {
   cpu_->add(c.cpu, d.cpu, out.cpu);
   gpu_->add(c.gpu, d.gpu, out.gpu);
   EXPECT_LT(compare(*cpu_, *gpu_, out, "add 5x37 strided"), kBf16Tolerance);
+}
+
+TEST_F(CudaKernelTest, ArgmaxMatchesReferenceFirstOnTies) {
+  for (int64_t cols : {int64_t{128256}, int64_t{32000}, int64_t{97}, int64_t{1}}) {
+    TwinMatrix row = make_twin(*cpu_, *gpu_, 1, cols, rng_, 8.0f);
+    auto want = cpu_->argmax(row.cpu);
+    auto got = gpu_->argmax(row.gpu);
+    ASSERT_TRUE(want.is_ok() && got.is_ok());
+    EXPECT_EQ(*got, *want) << cols << " values";
+    EXPECT_EQ(*got, argmax(row.values)) << cols << " values";
+  }
+  // Planted ties: the largest value at several places (bf16 rounds many values alike, so the
+  // tie is exact on both sides); the first one wins.
+  std::uniform_int_distribution<int64_t> place(0, 32000 - 1);
+  for (int trial = 0; trial < 5; ++trial) {
+    std::vector<float> values(32000);
+    std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
+    for (float& x : values) x = dist(rng_);
+    std::vector<int64_t> at = {place(rng_), place(rng_), place(rng_)};
+    for (int64_t i : at) values[static_cast<size_t>(i)] = 9.5f;
+    auto buffer = gpu_->allocate(values.size() * sizeof(float));
+    ASSERT_TRUE(buffer.is_ok());
+    const Tensor row = buffer->view(DType::kF32, 1, 32000);
+    ASSERT_TRUE(gpu_->copy_from_host(values.data(), row).is_ok());
+    auto got = gpu_->argmax(row);
+    ASSERT_TRUE(got.is_ok());
+    EXPECT_EQ(*got, *std::min_element(at.begin(), at.end()));
+  }
+  // All -inf: the first index, as the sequential scan.
+  std::vector<float> flat(1000, -INFINITY);
+  auto buffer = gpu_->allocate(flat.size() * sizeof(float));
+  ASSERT_TRUE(buffer.is_ok());
+  const Tensor row = buffer->view(DType::kF32, 1, 1000);
+  ASSERT_TRUE(gpu_->copy_from_host(flat.data(), row).is_ok());
+  auto got = gpu_->argmax(row);
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_EQ(*got, 0);
 }
 
 TEST_F(CudaKernelTest, CopyHonorsStrides) {

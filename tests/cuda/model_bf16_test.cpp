@@ -127,6 +127,10 @@ TEST_P(CudaModelTest, Bf16LogitsMatchFp32Reference) {
   ASSERT_TRUE(run.is_ok()) << run.to_string();
   std::vector<float> got;
   ASSERT_TRUE(gpu->transformer->last_token_logits(gpu->workspace, got).is_ok());
+  // Greedy decoding's index from the device is argmax of the logits copied to the host.
+  const auto greedy = gpu->transformer->last_token_argmax(gpu->workspace);
+  ASSERT_TRUE(greedy.is_ok()) << greedy.error().to_string();
+  EXPECT_EQ(*greedy, argmax(got));
 
   const double error = testing::relative_error(got, want);
   std::printf("[ rel-err  ] model %-16s %5lld tokens: logits %.3e\n", GetParam().name.c_str(),

@@ -1,12 +1,18 @@
 #include "tests/data_plane/test_planes.h"
 
+#include "net/direct_write_data_plane.h"
+#include "net/peer_memory.h"
 #include "net/ucx_data_plane.h"
 
 namespace runahead::net::testing {
 
 std::vector<PlaneKind> all_plane_kinds() {
   // Shared memory without cma: CI containers may forbid process_vm_readv.
-  return {{"loopback", ""}, {"ucx_tcp", "tcp"}, {"ucx_shm", "posix,sysv,self"}};
+  return {{"loopback", ""},
+          {"ucx_tcp", "tcp"},
+          {"ucx_shm", "posix,sysv,self"},
+          {"direct_loopback", "", true},
+          {"direct_ucx_tcp", "tcp", true}};
 }
 
 void PrintTo(const PlaneKind& kind, std::ostream* out) {
@@ -17,6 +23,14 @@ PlaneFactory::PlaneFactory(PlaneKind kind) : kind_(std::move(kind)), hub_(make_l
 
 Result<std::unique_ptr<DataPlane>> PlaneFactory::make(const std::string& name,
                                                       std::chrono::milliseconds send_timeout) {
+  RUNAHEAD_ASSIGN_OR_RETURN(auto plane, make_inner(name, send_timeout));
+  if (!kind_.direct) return plane;
+  return make_direct_write_data_plane(std::move(plane), make_host_peer_memory(name),
+                                      DirectWriteOptions{.name = name});
+}
+
+Result<std::unique_ptr<DataPlane>> PlaneFactory::make_inner(
+    const std::string& name, std::chrono::milliseconds send_timeout) {
   if (!kind_.is_ucx()) {
     RUNAHEAD_ASSIGN_OR_RETURN(auto plane,
                               LoopbackDataPlane::create(hub_, LoopbackOptions{.name = name}));

@@ -18,6 +18,7 @@ namespace runahead::net::testing {
 struct PlaneKind {
   std::string label;
   std::string transports;  // UCX_TLS, empty for loopback
+  bool direct = false;     // wrapped in the direct-write plane (host memory within the process)
   bool is_ucx() const { return !transports.empty(); }
 };
 
@@ -34,6 +35,9 @@ class PlaneFactory {
       std::chrono::milliseconds send_timeout = std::chrono::milliseconds(5000));
 
  private:
+  [[nodiscard]] Result<std::unique_ptr<DataPlane>> make_inner(
+      const std::string& name, std::chrono::milliseconds send_timeout);
+
   PlaneKind kind_;
   std::shared_ptr<LoopbackHub> hub_;
 };

@@ -11,7 +11,9 @@
 
 #include "actors/partition.h"
 #include "actors/slice_run.h"
+#include "net/direct_write_data_plane.h"
 #include "net/loopback_data_plane.h"
+#include "net/peer_memory.h"
 #include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
 
@@ -64,16 +66,33 @@ struct ChainResult {
   Status status;
 };
 
+// How K/V moves along the chain.
+struct ChainMode {
+  bool staged = false;  // through host memory where not written directly
+  // Workers [0, direct_workers) write K/V straight into their successor's cache (direct writes
+  // over host memory); the others send it.
+  size_t direct_workers = 0;
+};
+
 ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
-                      const Partition& cuts, bool staged) {
+                      const Partition& cuts, ChainMode mode) {
   const Transformer& t = *model.transformer;
   const auto workers = cuts.size() - 1;
   auto hub = net::make_loopback_hub();
-  std::vector<std::unique_ptr<net::LoopbackDataPlane>> planes;
+  std::vector<std::unique_ptr<net::DataPlane>> planes;
   for (size_t i = 0; i < workers; ++i) {
-    auto plane = net::LoopbackDataPlane::create(hub, {"worker " + std::to_string(i)});
+    const std::string name = "worker " + std::to_string(i);
+    auto plane = net::LoopbackDataPlane::create(hub, {name});
     EXPECT_TRUE(plane);
-    planes.push_back(std::move(plane).value());
+    std::unique_ptr<net::DataPlane> endpoint = std::move(plane).value();
+    // A worker takes direct writes from its predecessor, or makes them, when either is direct.
+    if (i < mode.direct_workers || (i > 0 && i - 1 < mode.direct_workers)) {
+      auto direct = net::make_direct_write_data_plane(
+          std::move(endpoint), net::make_host_peer_memory(name), {.name = name});
+      EXPECT_TRUE(direct);
+      endpoint = std::move(direct).value();
+    }
+    planes.push_back(std::move(endpoint));
   }
   std::vector<std::unique_ptr<IoLoop>> loops(workers);  // started once the receivers are set
   std::vector<std::unique_ptr<SliceRun>> runs(workers);
@@ -84,11 +103,15 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
     plan.begin = cuts[i];
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;
-    plan.force_host_staging = staged;
+    plan.force_host_staging = mode.staged;
     if (i + 1 < workers) {
       plan.successor = i + 1;
       EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
+      plan.send_direct = planes[i]->direct_path(planes[i + 1]->local_address());
+      EXPECT_EQ(plan.send_direct, i < mode.direct_workers);
+      plan.hold_sends = plan.send_direct;  // until the successor's cache is known
     }
+    if (i > 0) plan.receive_direct = planes[i]->direct_path(planes[i - 1]->local_address());
     auto run = SliceRun::create(t, plan, *planes[i], [&loops, i](std::function<void()> task) {
       loops[i]->post(std::move(task));
     });
@@ -103,6 +126,11 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
   for (size_t i = 0; i < workers; ++i) {
     loops[i] = std::make_unique<IoLoop>(*planes[i]);
     loops[i]->watch(runs[i].get());
+  }
+  for (size_t i = 0; i + 1 < workers; ++i) {
+    if (!runs[i]->plan().send_direct) continue;
+    EXPECT_FALSE(runs[i + 1]->kv_target().empty());
+    loops[i]->post([&runs, i] { runs[i]->release_sends(runs[i + 1]->kv_target()); });
   }
 
   ChainResult result;
@@ -136,6 +164,7 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
   }
   for (auto& loop : loops) loop->watch(nullptr);
   loops.clear();
+  for (size_t i = 0; i < workers; ++i) runs[i]->finish_transfers();
   return result;
 }
 
@@ -157,15 +186,29 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
   std::vector<float> want;
   ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
 
-  for (int workers = 1; workers <= 4; ++workers) {
-    for (auto [balanced, staged] :
-         {std::pair{false, false}, std::pair{true, false}, std::pair{true, true}}) {
-      SCOPED_TRACE(std::to_string(workers) + (balanced ? " balanced" : " even") +
-                   (staged ? ", staged through host memory" : ""));
-      auto cuts = balanced ? balanced_partition(n, std::vector<SliceCost>(workers, {1e-3, 1e-4}))
-                           : even_partition(n, workers);
+  for (size_t workers = 1; workers <= 4; ++workers) {
+    struct Case {
+      bool balanced;
+      ChainMode mode;
+    };
+    // Direct writes on every link, and on all but the last with the last one staged: a worker
+    // that takes its prefix directly and passes it on through host memory.
+    const std::vector<Case> cases = {{false, {}},
+                                     {true, {}},
+                                     {true, {.staged = true}},
+                                     {true, {.staged = false, .direct_workers = workers - 1}},
+                                     {false, {.staged = true, .direct_workers = workers - 2}}};
+    for (const Case& test_case : cases) {
+      if (test_case.mode.direct_workers >= workers) continue;  // wrapped below 0
+      SCOPED_TRACE(std::to_string(workers) + (test_case.balanced ? " balanced" : " even") +
+                   (test_case.mode.staged ? ", staged through host memory" : "") + ", " +
+                   std::to_string(test_case.mode.direct_workers) + " direct writers");
+      auto cuts = test_case.balanced
+                      ? balanced_partition(static_cast<int64_t>(n),
+                                           std::vector<SliceCost>(workers, {1e-3, 1e-4}))
+                      : even_partition(n, static_cast<int>(workers));
       ASSERT_TRUE(cuts);
-      const ChainResult got = run_chain(model, prompt, *cuts, staged);
+      const ChainResult got = run_chain(model, prompt, *cuts, test_case.mode);
       ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
       EXPECT_LT(relative_error(got.logits, want), 1e-5);
       EXPECT_EQ(argmax(got.logits), argmax(want));

@@ -34,6 +34,9 @@ struct CoordinatorConfig {
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: all healthy workers
   std::string expected_model_hash;     // empty: the first worker's model is the cluster's
+  // A calibration profile (`runahead calibrate --out`); empty: none. Balanced requests are then
+  // planned with its cost model, "searched" ones with its measured partitions.
+  std::string profile_path;
 };
 
 struct WorkerState {

@@ -20,11 +20,27 @@ struct Sampling {
   uint64_t seed = 0;
 };
 
+// How the prompt is cut into slices, one per worker; the default leaves it to the coordinator.
+struct PartitionOptions {
+  enum class Scheme : uint8_t {
+    kDefault,   // the coordinator's configured partition
+    kBalanced,  // from the workers' cost models, so that all finish together
+    kEven,      // equal slices
+    kExplicit,  // `cuts` as given
+    kSearched,  // the coordinator profile's measured partitions (KVR-S), interpolated for this
+                // length (KVR-P); balanced where the profile has none
+  };
+  Scheme scheme = Scheme::kDefault;
+  int workers = 0;            // how many workers (0: the coordinator decides)
+  std::vector<int64_t> cuts;  // kExplicit: 0 = c0 < c1 < ... < cP = prompt length, P workers
+};
+
 struct RequestOptions {
   std::vector<int32_t> prompt_tokens;
   int max_new_tokens = 16;  // the first token included
   Sampling sampling;
   bool return_logits = false;  // logits of each generated position in RequestResult::logits
+  PartitionOptions partition;
 };
 
 // One layer of one worker: where a request's time went.
@@ -44,6 +60,7 @@ struct RequestResult {
   double total_ms = 0.0;
   std::vector<LayerTimeline> timeline;
   std::vector<std::vector<float>> logits;  // when asked for
+  std::vector<int64_t> cuts;  // the partition it ran with: worker i had tokens [cuts[i], cuts[i+1])
 };
 
 // Called with each token as it arrives (index 0 is the first token), on a runtime thread.

@@ -1,0 +1,203 @@
+// Direct writes (DataPlane::expose / open_target / post_write) over the direct-write plane with
+// host memory: the block lands where the receiver exposed it, the receiver's resolver and
+// completion run as for a sent block, writes that do not fit are refused, and the exposed memory
+// lives until the writer let go of it.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "net/direct_write_data_plane.h"
+#include "net/peer_memory.h"
+#include "tests/data_plane/test_planes.h"
+
+namespace runahead::net {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::pattern;
+using testing::pump_until;
+
+constexpr uint64_t kBytesPerToken = 64;
+
+struct Endpoint {
+  std::unique_ptr<DataPlane> plane;
+  std::vector<KvBlockHeader> landed;
+  std::vector<Status> failures;
+};
+
+class DirectWriteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    hub_ = make_loopback_hub();
+    sender_.plane = make("sender", true);
+    receiver_.plane = make("receiver", true);
+    ASSERT_TRUE(sender_.plane->connect(2, receiver_.plane->local_address()).is_ok());
+  }
+
+  std::unique_ptr<DataPlane> make(const std::string& name, bool enabled,
+                                  std::chrono::milliseconds grace = 10s) {
+    auto inner = LoopbackDataPlane::create(hub_, {name});
+    EXPECT_TRUE(inner);
+    auto plane =
+        make_direct_write_data_plane(std::move(inner).value(), make_host_peer_memory(name),
+                                     {.name = name, .enabled = enabled, .withdraw_grace = grace});
+    EXPECT_TRUE(plane);
+    return std::move(plane).value();
+  }
+
+  // The receiver places token t of layer l at (l * 16 + t) * kBytesPerToken of `region_`.
+  void listen(Endpoint& endpoint, size_t misplace = 0) {
+    endpoint.plane->set_block_limits({4, kBytesPerToken, 1 << 20});
+    endpoint.plane->set_receiver(
+        [this, misplace](const KvBlockHeader& h) -> Result<void*> {
+          if (h.request_id != 7) return make_error(ErrorCode::kNotFound, "unknown request");
+          return region_->data() + (h.layer * 16 + h.token_begin) * kBytesPerToken + misplace;
+        },
+        [&endpoint](const KvBlockHeader& h, Status status) {
+          if (status.is_ok()) {
+            endpoint.landed.push_back(h);
+          } else {
+            endpoint.failures.push_back(status);
+          }
+        });
+  }
+
+  KvBlockHeader block(uint32_t layer, int64_t begin, int64_t end) {
+    KvBlockHeader header;
+    header.request_id = 7;
+    header.layer = layer;
+    header.token_begin = begin;
+    header.token_end = end;
+    header.payload_bytes = static_cast<uint64_t>(end - begin) * kBytesPerToken;
+    return header;
+  }
+
+  bool pump(const std::function<bool()>& done) {
+    return pump_until({sender_.plane.get(), receiver_.plane.get()}, done, 5s);
+  }
+
+  std::shared_ptr<LoopbackHub> hub_;
+  Endpoint sender_;
+  Endpoint receiver_;
+  std::shared_ptr<std::vector<uint8_t>> region_ =
+      std::make_shared<std::vector<uint8_t>>(4 * 16 * kBytesPerToken, 0);
+};
+
+TEST_F(DirectWriteTest, BothEndsSeeTheSameDirectPath) {
+  EXPECT_TRUE(sender_.plane->direct_path(receiver_.plane->local_address()));
+  EXPECT_TRUE(receiver_.plane->direct_path(sender_.plane->local_address()));
+  auto off = make("off", false);
+  EXPECT_FALSE(off->direct_path(sender_.plane->local_address()));
+  EXPECT_FALSE(sender_.plane->direct_path(off->local_address()));
+  auto plain = LoopbackDataPlane::create(hub_, {"plain"});
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(sender_.plane->direct_path((*plain)->local_address()));
+  EXPECT_FALSE(sender_.plane->direct_path({'R', 'A', 'D', 'W', 1}));  // truncated
+}
+
+TEST_F(DirectWriteTest, WrittenBlockLandsAndCompletesAtTheReceiver) {
+  listen(receiver_);
+  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure) << exposure.error().message;
+  auto target = sender_.plane->open_target(2, *exposure);
+  ASSERT_TRUE(target) << target.error().message;
+
+  const KvBlockHeader header = block(2, 3, 7);
+  const std::vector<uint8_t> payload = pattern(header.payload_bytes, 5);
+  const size_t offset = (2 * 16 + 3) * kBytesPerToken;
+  auto handle = sender_.plane->post_write(*target, offset, header, payload.data());
+  ASSERT_TRUE(handle) << handle.error().message;
+  ASSERT_TRUE(pump([&] { return sender_.plane->check(*handle) == SendState::kDone; }));
+  ASSERT_TRUE(pump([&] { return !receiver_.landed.empty(); }));
+  sender_.plane->release(*handle);
+
+  EXPECT_EQ(receiver_.landed[0].layer, 2u);
+  EXPECT_EQ(receiver_.landed[0].token_begin, 3);
+  EXPECT_EQ(receiver_.landed[0].payload_bytes, header.payload_bytes);
+  EXPECT_EQ(receiver_.landed[0].flags, 0u);  // the notice's marker is not seen above
+  EXPECT_EQ(std::memcmp(region_->data() + offset, payload.data(), payload.size()), 0);
+  EXPECT_TRUE(receiver_.failures.empty());
+}
+
+TEST_F(DirectWriteTest, BlockWrittenElsewhereThanItBelongsFailsAtTheReceiver) {
+  listen(receiver_, /*misplace=*/kBytesPerToken);
+  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure);
+  auto target = sender_.plane->open_target(2, *exposure);
+  ASSERT_TRUE(target);
+  const KvBlockHeader header = block(0, 0, 2);
+  const std::vector<uint8_t> payload = pattern(header.payload_bytes, 1);
+  auto handle = sender_.plane->post_write(*target, 0, header, payload.data());
+  ASSERT_TRUE(handle);
+  ASSERT_TRUE(pump([&] { return !receiver_.failures.empty(); }));
+  EXPECT_EQ(receiver_.failures[0].code(), ErrorCode::kProtocol);
+  EXPECT_TRUE(receiver_.landed.empty());
+}
+
+TEST_F(DirectWriteTest, WritesThatDoNotFitAreRefusedAtTheSender) {
+  listen(receiver_);
+  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure);
+  auto target = sender_.plane->open_target(2, *exposure);
+  ASSERT_TRUE(target);
+  const KvBlockHeader header = block(3, 14, 17);
+  const std::vector<uint8_t> payload = pattern(header.payload_bytes, 2);
+  const size_t past_end = region_->size() - kBytesPerToken;
+  auto outside = sender_.plane->post_write(*target, past_end, header, payload.data());
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(outside.error().code, ErrorCode::kOutOfRange);
+
+  sender_.plane->set_block_limits({4, kBytesPerToken, 1 << 20});
+  KvBlockHeader lying = block(0, 0, 2);
+  lying.payload_bytes += 1;  // disagrees with the token range
+  EXPECT_FALSE(sender_.plane->post_write(*target, 0, lying, payload.data()));
+  KvBlockHeader flagged = block(0, 0, 2);
+  flagged.flags = 1u << 31;
+  EXPECT_FALSE(sender_.plane->post_write(*target, 0, flagged, payload.data()));
+  EXPECT_FALSE(sender_.plane->post_write(*target + 100, 0, block(0, 0, 2), payload.data()));
+}
+
+TEST_F(DirectWriteTest, MalformedOrForeignExposuresAreRefused) {
+  EXPECT_FALSE(sender_.plane->open_target(2, {1, 2, 3}));
+  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure);
+  EXPECT_FALSE(sender_.plane->open_target(99, *exposure));  // not a connected peer
+  auto off = make("off", false);
+  EXPECT_FALSE(off->expose(region_->data(), region_->size(), region_));
+  ASSERT_TRUE(sender_.plane->connect(3, off->local_address()).is_ok());
+  auto refused = sender_.plane->open_target(3, *exposure);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code, ErrorCode::kUnsupported);
+}
+
+TEST_F(DirectWriteTest, ExposedMemoryLivesUntilTheWriterLetsGo) {
+  listen(receiver_);
+  std::weak_ptr<std::vector<uint8_t>> watch = region_;
+  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure);
+  region_.reset();  // only the plane holds it now
+  auto target = sender_.plane->open_target(2, *exposure);
+  ASSERT_TRUE(target);
+
+  receiver_.plane->withdraw(*exposure);
+  receiver_.plane->progress();
+  EXPECT_FALSE(watch.expired());  // the writer still has it mapped
+  sender_.plane->close_target(*target);
+  ASSERT_TRUE(pump([&] { return watch.expired(); }));
+}
+
+TEST_F(DirectWriteTest, WithdrawnExposureIsReleasedAfterTheGraceWithoutTheWriter) {
+  auto receiver = make("quiet receiver", true, 20ms);
+  std::weak_ptr<std::vector<uint8_t>> watch = region_;
+  auto exposure = receiver->expose(region_->data(), region_->size(), region_);
+  ASSERT_TRUE(exposure);
+  region_.reset();
+  receiver->withdraw(*exposure);
+  receiver->progress();
+  EXPECT_FALSE(watch.expired());
+  ASSERT_TRUE(pump_until(
+      {receiver.get()}, [&] { return watch.expired(); }, 5s));
+}
+
+}  // namespace
+}  // namespace runahead::net

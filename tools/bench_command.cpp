@@ -1,0 +1,272 @@
+// runahead bench: time-to-first-token sweeps on a local cluster. It starts the coordinator and
+// the workers once, then for each context length and scheme submits random prompts (warm-up
+// runs first) and records the TTFT the coordinator measured, as CSV rows and a summary with
+// model FLOPs utilization and the speedup over one worker.
+//
+// Schemes: single (one worker, the whole prompt), kvr-even (equal slices), kvr-balanced (the
+// coordinator's cost-model partition), kvr-searched (its measured partition table, from a
+// profile), each over all workers unless one.
+#include <algorithm>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "model/host_model.h"
+#include "model/random_model.h"
+#include "runahead/coordinator.h"
+#include "tools/cli_support.h"
+#include "tools/commands.h"
+#include "tools/local_cluster.h"
+
+namespace runahead::cli {
+namespace {
+
+struct BenchOptions {
+  LocalClusterOptions cluster;
+  std::vector<int64_t> tokens = {4096};
+  std::vector<std::string> schemes = {"single", "kvr-even", "kvr-balanced"};
+  int repeat = 3;
+  int warmup = 1;
+  std::string csv;
+  std::string link = "default";  // a label for the CSV: what connects the workers
+  double peak_tflops = 989.0;    // dense bf16 of an H100/H200 SXM
+  uint64_t seed = 1;
+};
+
+struct Run {
+  std::string scheme;
+  int64_t tokens = 0;
+  int repeat = 0;
+  int workers = 0;
+  double ttft_ms = 0.0;
+  std::vector<int64_t> cuts;
+};
+
+Result<ModelConfig> model_config(const std::string& model) {
+  if (is_random_model_path(model)) return preset_config(model.substr(model.find(':') + 1));
+  RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(model));
+  return host.config;
+}
+
+// The request of one run: a random prompt and the scheme's partition.
+Result<RequestOptions> make_request(const std::string& scheme, int64_t tokens, int workers,
+                                    int vocab, std::mt19937_64& random) {
+  RequestOptions request;
+  request.max_new_tokens = 1;
+  std::uniform_int_distribution<int32_t> token(0, vocab - 1);
+  request.prompt_tokens.resize(static_cast<size_t>(tokens));
+  for (int32_t& id : request.prompt_tokens) id = token(random);
+  using Scheme = PartitionOptions::Scheme;
+  if (scheme == "single") {
+    request.partition.scheme = Scheme::kExplicit;
+    request.partition.cuts = {0, tokens};
+  } else if (scheme == "kvr-even") {
+    request.partition.scheme = Scheme::kEven;
+    request.partition.workers = workers;
+  } else if (scheme == "kvr-balanced") {
+    request.partition.scheme = Scheme::kBalanced;
+    request.partition.workers = workers;
+  } else {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "unknown scheme '" + scheme + "' (expected single, kvr-even or kvr-balanced)");
+  }
+  return request;
+}
+
+// " w1 250.1/0.0 w2 240.3/12.5": each worker's compute and prefix-wait time, summed over layers.
+std::string describe_timeline(const std::vector<LayerTimeline>& timeline) {
+  std::map<uint64_t, std::pair<double, double>> per_worker;
+  for (const LayerTimeline& layer : timeline) {
+    per_worker[layer.worker_id].first += layer.compute_ms;
+    per_worker[layer.worker_id].second += layer.wait_ms;
+  }
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(1);
+  for (const auto& [worker, time] : per_worker) {
+    out << " w" << worker << " " << time.first << "/" << time.second;
+  }
+  return out.str();
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::string join_cuts(const std::vector<int64_t>& cuts) {
+  std::string out;
+  for (int64_t cut : cuts) out += (out.empty() ? "" : ":") + std::to_string(cut);
+  return out;
+}
+
+int run_bench(const BenchOptions& options) {
+  auto fail = [](const std::string& message) {
+    std::cerr << "runahead bench: " << message << "\n";
+    return 1;
+  };
+  if (options.repeat < 1) return fail("--repeat must be at least 1");
+  auto config = model_config(options.cluster.model);
+  if (!config) return fail(config.error().message);
+  for (int64_t tokens : options.tokens) {
+    if (tokens < options.cluster.workers || tokens > config->max_positions) {
+      return fail("--tokens " + std::to_string(tokens) + ": outside [" +
+                  std::to_string(options.cluster.workers) + ", " +
+                  std::to_string(config->max_positions) + "] for this model and worker count");
+    }
+  }
+  std::ofstream csv;
+  if (!options.csv.empty()) {
+    csv.open(options.csv);
+    if (!csv) return fail("cannot write " + options.csv);
+    csv << "scheme,model,gpus,tokens,ttft_ms,repeat,link,mfu,cuts\n";
+  }
+  LocalClusterOptions cluster_options = options.cluster;
+  cluster_options.coordinator.min_tokens_per_worker = 1;
+  auto cluster = LocalCluster::start(cluster_options);
+  if (!cluster) return fail(cluster.error().message);
+  Coordinator& coordinator = (*cluster)->coordinator();
+
+  const std::string& model = options.cluster.model;
+  const std::string model_label =
+      is_random_model_path(model) ? model.substr(model.find(':') + 1) : config->architecture_name;
+  std::mt19937_64 random(options.seed);
+  const int vocab = std::min(config->vocab_size, 32000);
+  std::vector<Run> runs;
+  for (int64_t tokens : options.tokens) {
+    for (const std::string& scheme : options.schemes) {
+      const int workers = scheme == "single" ? 1 : options.cluster.workers;
+      for (int index = -options.warmup; index < options.repeat; ++index) {
+        auto request = make_request(scheme, tokens, workers, vocab, random);
+        if (!request) return fail(request.error().message);
+        auto handle = coordinator.submit(*request);
+        if (!handle) return fail(handle.error().message);
+        auto result = handle->result();
+        if (!result) {
+          return fail(scheme + " at " + std::to_string(tokens) +
+                      " tokens: " + result.error().message);
+        }
+        if (index < 0) continue;  // warm-up
+        Run run{scheme, tokens, index, workers, result->ttft_ms, result->cuts};
+        const double flops = config->prefill_flops(0, tokens);
+        const double mfu = flops / (run.ttft_ms * 1e-3) / (options.peak_tflops * 1e12 * workers);
+        std::cout << std::left << std::setw(14) << scheme << std::right << std::setw(8) << tokens
+                  << " tokens, " << workers << " worker(s), run " << index << ": TTFT "
+                  << std::fixed << std::setprecision(1) << run.ttft_ms << " ms, MFU "
+                  << std::setprecision(1) << 100.0 * mfu << "%, cuts " << join_cuts(run.cuts)
+                  << ", compute/wait ms per worker" << describe_timeline(result->timeline)
+                  << std::endl;
+        if (csv) {
+          csv << scheme << "," << model_label << "," << workers << "," << tokens << ","
+              << std::setprecision(3) << run.ttft_ms << "," << index << "," << options.link << ","
+              << std::setprecision(4) << mfu << "," << join_cuts(run.cuts) << "\n";
+          csv.flush();
+        }
+        runs.push_back(std::move(run));
+      }
+    }
+  }
+  (*cluster)->stop();
+
+  // Summary: median per scheme and length, with the speedup over one worker.
+  std::map<std::pair<int64_t, std::string>, std::vector<double>> by_case;
+  for (const Run& run : runs) by_case[{run.tokens, run.scheme}].push_back(run.ttft_ms);
+  std::cout << "\n"
+            << std::left << std::setw(14) << "scheme" << std::right << std::setw(8) << "tokens"
+            << std::setw(12) << "ttft_ms" << std::setw(9) << "mfu" << std::setw(14) << "vs single"
+            << "\n";
+  for (const auto& [key, values] : by_case) {
+    const auto& [tokens, scheme] = key;
+    const double ttft = median(values);
+    const int workers = scheme == "single" ? 1 : options.cluster.workers;
+    const double mfu =
+        config->prefill_flops(0, tokens) / (ttft * 1e-3) / (options.peak_tflops * 1e12 * workers);
+    std::cout << std::left << std::setw(14) << scheme << std::right << std::setw(8) << tokens
+              << std::setw(12) << std::fixed << std::setprecision(1) << ttft << std::setw(8)
+              << std::setprecision(1) << 100.0 * mfu << "%";
+    auto single = by_case.find({tokens, "single"});
+    if (single != by_case.end() && scheme != "single") {
+      const double speedup = median(single->second) / ttft;
+      std::cout << std::setw(9) << std::setprecision(2) << speedup << "x (" << std::setprecision(0)
+                << 100.0 * speedup / workers << "% scaling)";
+    }
+    std::cout << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto options = std::make_shared<BenchOptions>();
+  CLI::App* command = app.add_subcommand(
+      "bench",
+      "Time-to-first-token sweeps on a cluster on this machine (worker i on GPU i with "
+      "--device cuda): context lengths x schemes, warm-up runs first; CSV rows and a summary "
+      "with model FLOPs utilization and the speedup over one worker.");
+  command->add_option("--workers", options->cluster.workers, "worker processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  command
+      ->add_option("--model", options->cluster.model,
+                   "checkpoint directory, .gguf file or random:PRESET")
+      ->required();
+  command->add_option("--device", options->cluster.device, "cpu or cuda (worker i on GPU i)")
+      ->capture_default_str();
+  command->add_option("--transports", options->cluster.transports,
+                      "UCX transports for K/V (e.g. tcp); empty lets UCX choose");
+  command->add_flag_callback(
+      "--no-peer-copy", [options] { options->cluster.peer_copy = false; },
+      "send K/V between GPUs through UCX (staged through host memory), not GPU to GPU");
+  command->add_option("--tokens", options->tokens, "context lengths, comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  command
+      ->add_option("--schemes", options->schemes, "single, kvr-even, kvr-balanced; comma-separated")
+      ->delimiter(',')
+      ->capture_default_str();
+  command->add_option("--repeat", options->repeat, "timed runs per case")->capture_default_str();
+  command->add_option("--warmup", options->warmup, "untimed runs before them")
+      ->capture_default_str();
+  command->add_option("--csv", options->csv, "write one row per timed run to this file");
+  command->add_option("--link", options->link, "label of the link condition in the CSV")
+      ->capture_default_str();
+  command
+      ->add_option_function<std::string>(
+          "--link-gbps",
+          [options](const std::string& rate) {
+            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
+                                                      {"--link-gbps", rate});
+          },
+          "emulate a slower link between the workers: K/V capped at this many GB/s")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option_function<std::string>(
+          "--link-jitter-ms",
+          [options](const std::string& ms) {
+            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
+                                                      {"--link-jitter-ms", ms});
+          },
+          "emulate a noisy link: each K/V block delayed by up to this many ms")
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--peak-tflops", options->peak_tflops,
+                   "peak dense TFLOP/s of one device, for utilization")
+      ->capture_default_str();
+  command->add_option("--seed", options->seed, "seed of the random prompts")->capture_default_str();
+  command
+      ->add_option("--startup-timeout", options->cluster.startup_timeout_s,
+                   "seconds the workers have to load the model and join")
+      ->capture_default_str();
+  command->callback([options] {
+    block_termination_signals();
+    const int code = run_bench(*options);
+    if (code != 0) std::exit(code);
+  });
+}
+
+}  // namespace runahead::cli

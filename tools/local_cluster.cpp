@@ -1,0 +1,130 @@
+#include "tools/local_cluster.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+namespace runahead::cli {
+namespace {
+
+std::string self_executable() {
+  char path[4096];
+  const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+  if (length <= 0) return "runahead";
+  path[length] = '\0';
+  return path;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<LocalCluster>> LocalCluster::start(LocalClusterOptions options) {
+  if (options.workers < 1) {
+    return make_error(ErrorCode::kInvalidArgument, "a local cluster needs at least one worker");
+  }
+  std::unique_ptr<LocalCluster> cluster(new LocalCluster());
+  RUNAHEAD_ASSIGN_OR_RETURN(cluster->coordinator_, Coordinator::start(options.coordinator));
+  RUNAHEAD_RETURN_IF_ERROR(cluster->spawn(options));
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(options.startup_timeout_s);
+  for (;;) {
+    RUNAHEAD_RETURN_IF_ERROR(cluster->check_workers());
+    RUNAHEAD_ASSIGN_OR_RETURN(ClusterStatus status, cluster->coordinator_->status());
+    if (static_cast<int>(status.workers.size()) >= options.workers) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      return make_error(ErrorCode::kTimeout, "only " + std::to_string(status.workers.size()) +
+                                                 " of " + std::to_string(options.workers) +
+                                                 " workers joined within " +
+                                                 std::to_string(options.startup_timeout_s) + " s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cluster;
+}
+
+LocalCluster::~LocalCluster() {
+  stop();
+}
+
+Status LocalCluster::spawn(const LocalClusterOptions& options) {
+  const std::string executable = self_executable();
+  for (int i = 0; i < options.workers; ++i) {
+    std::string device = options.device;
+    if (device == "cuda") device = "cuda:" + std::to_string(i);
+    std::vector<std::string> args = {
+        executable, "worker", "--coordinator", coordinator_->address(), "--model", options.model,
+        "--device", device,   "--name",        "w" + std::to_string(i)};
+    if (options.device == "cpu") {
+      // The workers share this machine's cores.
+      const long cores = sysconf(_SC_NPROCESSORS_ONLN);
+      args.push_back("--threads");
+      args.push_back(std::to_string(std::max<long>(1, cores / options.workers)));
+    }
+    if (!options.transports.empty()) {
+      args.push_back("--transports");
+      args.push_back(options.transports);
+    }
+    if (!options.peer_copy) args.push_back("--no-peer-copy");
+    args.insert(args.end(), options.extra_worker_args.begin(), options.extra_worker_args.end());
+    const pid_t pid = fork();
+    if (pid < 0)
+      return make_error(ErrorCode::kUnavailable, "cannot start worker w" + std::to_string(i));
+    if (pid == 0) {
+      // The child must not inherit the blocked termination signals.
+      sigset_t set;
+      sigemptyset(&set);
+      pthread_sigmask(SIG_SETMASK, &set, nullptr);
+      // CPU workers share the cores: idle OpenMP threads must sleep, not spin.
+      if (options.device == "cpu") setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+      std::vector<char*> argv;
+      for (std::string& arg : args) argv.push_back(arg.data());
+      argv.push_back(nullptr);
+      execv(executable.c_str(), argv.data());
+      _exit(127);
+    }
+    pids_.push_back(pid);
+  }
+  return Status::ok();
+}
+
+Status LocalCluster::check_workers() {
+  for (size_t i = 0; i < pids_.size(); ++i) {
+    if (pids_[i] <= 0) continue;
+    int status = 0;
+    if (waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+      pids_[i] = -1;
+      return make_error(ErrorCode::kUnavailable,
+                        "worker w" + std::to_string(i) + " exited (" +
+                            (WIFEXITED(status) ? "code " + std::to_string(WEXITSTATUS(status))
+                                               : "signal " + std::to_string(WTERMSIG(status))) +
+                            ")");
+    }
+  }
+  return Status::ok();
+}
+
+void LocalCluster::stop() {
+  if (coordinator_) coordinator_->shutdown();
+  for (pid_t pid : pids_) {
+    if (pid > 0) kill(pid, SIGTERM);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (pid_t& pid : pids_) {
+    if (pid <= 0) continue;
+    while (waitpid(pid, nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid = -1;
+  }
+}
+
+}  // namespace runahead::cli
