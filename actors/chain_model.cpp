@@ -74,7 +74,7 @@ void ChainPipeline::add(size_t worker, int64_t begin, int64_t end, int64_t next)
   const double total =
       cost.seconds(begin, tokens) + (next >= 0 ? cost.forwarding_seconds(begin) : 0.0);
   const double project = cost.qkv_fraction * cost.slice.per_token * static_cast<double>(tokens);
-  const double q = project / static_cast<double>(layers);          // before the prefix is needed
+  const double q = project / static_cast<double>(layers);            // before the prefix is needed
   const double f = (total - project) / static_cast<double>(layers);  // attention, projection, MLP
   const double own_bytes = m.kv_bytes_per_token * static_cast<double>(tokens);
   const LinkCost* link = next >= 0 ? &m.link(worker, static_cast<size_t>(next)) : nullptr;
@@ -127,9 +127,9 @@ Result<double> predict_ttft(const ChainModel& model, const Partition& cuts,
     chain = all;
   }
   if (cuts.size() != chain.size() + 1) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "predict_ttft: " + std::to_string(cuts.size()) + " cut points for " +
-                          std::to_string(chain.size()) + " workers");
+    return make_error(ErrorCode::kInvalidArgument, "predict_ttft: " + std::to_string(cuts.size()) +
+                                                       " cut points for " +
+                                                       std::to_string(chain.size()) + " workers");
   }
   if (cuts.front() != 0) {
     return make_error(ErrorCode::kInvalidArgument, "predict_ttft: the first cut must be 0");

@@ -26,9 +26,9 @@ namespace runahead {
 // c is what forwarding the prefix costs the worker's own compute (copies issued on its device
 // or its compute thread); zero where forwarding runs beside the computation.
 struct WorkerCost {
-  SliceCost slice;              // a (per token) and b (per query x key)
-  double fixed_seconds = 0.0;   // per slice whatever its length (launches, synchronization)
-  double qkv_fraction = 0.25;   // share of the per-token part spent projecting Q/K/V
+  SliceCost slice;                // a (per token) and b (per query x key)
+  double fixed_seconds = 0.0;     // per slice whatever its length (launches, synchronization)
+  double qkv_fraction = 0.25;     // share of the per-token part spent projecting Q/K/V
   double per_prefix_token = 0.0;  // c: seconds per forwarded prefix token (all layers)
 
   // Without forwarding (the last worker of a chain).

@@ -54,8 +54,8 @@ bool greedy_fits(std::span<const Term> terms, int64_t begin, int64_t end, double
     }
     if (limit < 1) return false;
     const double estimate = tokens_within(terms[i], static_cast<double>(begin), budget);
-    auto n = static_cast<int64_t>(
-        std::clamp(std::floor(estimate), 0.0, static_cast<double>(limit)));
+    auto n =
+        static_cast<int64_t>(std::clamp(std::floor(estimate), 0.0, static_cast<double>(limit)));
     while (n < limit && terms[i].seconds(begin, n + 1) <= budget) ++n;
     while (n > 0 && terms[i].seconds(begin, n) > budget) --n;
     if (n < 1 || (i + 1 == workers && begin + n != end)) return false;
@@ -122,8 +122,8 @@ class Search {
     for (size_t i = p - 1; i-- > 0;) {
       const LinkCost& link = model_.link(chain[i], chain[i + 1]);
       travel_latency_[i] = travel_latency_[i + 1] + link.latency_seconds;
-      travel_per_byte_[i] =
-          travel_per_byte_[i + 1] + (link.bytes_per_second > 0.0 ? 1.0 / link.bytes_per_second : 0.0);
+      travel_per_byte_[i] = travel_per_byte_[i + 1] +
+                            (link.bytes_per_second > 0.0 ? 1.0 / link.bytes_per_second : 0.0);
     }
     bound_terms_.resize(p);
     cost_terms_.resize(p);
@@ -251,8 +251,8 @@ class Search {
       }
     }
     // Within the search's evaluation budget, which later chains share.
-    size_t budget = std::min<size_t>(
-        20000, options_.node_limit > nodes_ ? options_.node_limit - nodes_ : 0);
+    size_t budget =
+        std::min<size_t>(20000, options_.node_limit > nodes_ ? options_.node_limit - nodes_ : 0);
     if (budget == 0) exhausted_ = true;
     for (; step >= 1; step /= 2) {
       bool improved = true;
@@ -385,9 +385,8 @@ std::vector<std::vector<size_t>> candidate_chains(size_t workers, int64_t tokens
       chains.emplace_back(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(count));
     }
   }
-  std::erase_if(chains, [&](const auto& chain) {
-    return static_cast<int64_t>(chain.size()) > tokens;
-  });
+  std::erase_if(chains,
+                [&](const auto& chain) { return static_cast<int64_t>(chain.size()) > tokens; });
   return chains;
 }
 
@@ -400,8 +399,7 @@ Result<ChainPlan> fastest_partition(const ChainModel& model, int64_t tokens,
   if (tokens < 1 || (!options.allow_fewer_workers && tokens < static_cast<int64_t>(workers))) {
     return make_error(ErrorCode::kInvalidArgument,
                       "partition: " + std::to_string(tokens) + " tokens cannot be split over " +
-                          std::to_string(options.allow_fewer_workers ? 1 : workers) +
-                          " workers");
+                          std::to_string(options.allow_fewer_workers ? 1 : workers) + " workers");
   }
   if (options.grid_positions < 1) {
     return make_error(ErrorCode::kInvalidArgument, "partition: grid_positions must be >= 1");

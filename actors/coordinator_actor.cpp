@@ -96,7 +96,8 @@ struct CoordinatorActor::Request {
   Partition cuts;
   std::set<uint64_t> ready_from;                        // workers that sent SliceReady
   std::map<uint64_t, std::vector<uint8_t>> kv_targets;  // from SliceReady, by worker
-  std::set<uint64_t> done_from;                         // workers that sent SliceDone
+  bool all_direct = true;        // every SliceReady said its worker reaches all others directly
+  std::set<uint64_t> done_from;  // workers that sent SliceDone
   bool started = false;
   bool all_tokens = false;
   std::vector<int32_t> tokens;
@@ -549,12 +550,25 @@ void CoordinatorActor::on_slice_ready(uint64_t worker_id, const net::SliceReady&
   if (found == nullptr || !found->ready_from.insert(worker_id).second) return;
   Request& request = *found;
   request.kv_targets[worker_id] = ready.kv_target;
+  request.all_direct = request.all_direct && ready.direct_to_all;
   if (request.ready_from.size() < request.chain.size() || request.started) return;
   request.started = true;
+  // With every pair direct (GPUs of one host), each worker writes its own K/V straight into
+  // every later worker's cache: no block waits for a hop. Two workers gain nothing from it.
+  bool fan_out = request.all_direct && request.chain.size() > 2;
+  for (size_t i = 1; i < request.chain.size(); ++i) {
+    fan_out = fan_out && !request.kv_targets[request.chain[i]].empty();
+  }
   for (size_t i = 0; i < request.chain.size(); ++i) {
-    net::StartSlice start{.request_id = request.id, .successor_kv_target = {}};
+    net::StartSlice start{.request_id = request.id,
+                          .successor_kv_target = {},
+                          .fan_out = fan_out,
+                          .later_kv_targets = {}};
     if (i + 1 < request.chain.size())
       start.successor_kv_target = request.kv_targets[request.chain[i + 1]];
+    for (size_t later = i + 1; fan_out && later < request.chain.size(); ++later) {
+      start.later_kv_targets.push_back(request.kv_targets[request.chain[later]]);
+    }
     (void)send(workers_[request.chain[i]]->connection, start);
   }
 }

@@ -145,7 +145,8 @@ Result<double> prediction_error(const ChainModel& model, std::span<const TtftSam
   RUNAHEAD_RETURN_IF_ERROR(check_samples(samples));
   double sum = 0.0;
   for (const TtftSample& sample : samples) {
-    RUNAHEAD_ASSIGN_OR_RETURN(const double predicted, predict_ttft(model, sample.cuts, sample.chain));
+    RUNAHEAD_ASSIGN_OR_RETURN(const double predicted,
+                              predict_ttft(model, sample.cuts, sample.chain));
     const double error = (predicted - sample.seconds) / sample.seconds;
     sum += error * error;
   }

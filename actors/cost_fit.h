@@ -63,8 +63,7 @@ struct LinkFit {
 // compute misses work the device still had queued: the TTFT is what the plans must predict.
 // Few samples cannot pin down many terms, so refine only the workers that need it. Returns
 // the relative RMS error after.
-[[nodiscard]] Result<double> refine_to_ttft(ChainModel& model,
-                                            std::span<const TtftSample> samples,
+[[nodiscard]] Result<double> refine_to_ttft(ChainModel& model, std::span<const TtftSample> samples,
                                             std::span<const size_t> workers);
 
 // Relative RMS error of the model's predictions for the samples.

@@ -54,9 +54,9 @@ Result<PartitionSearchResult> search_partition(int64_t tokens, const Partition& 
     valid_start = start[i + 1] > start[i];
   }
   if (!valid_start) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "partition search: the start is not a partition of " +
-                          std::to_string(tokens) + " tokens");
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "partition search: the start is not a partition of " + std::to_string(tokens) + " tokens");
   }
   std::map<Partition, double> measured;
   PartitionSearchResult result;

@@ -22,15 +22,15 @@ class Reader {
   explicit Reader(std::string source) : source_(std::move(source)) {}
 
   Error error(const std::string& path, const std::string& what) const {
-    return make_error(ErrorCode::kInvalidArgument,
-                      source_ + ": field '" + path + "': " + what);
+    return make_error(ErrorCode::kInvalidArgument, source_ + ": field '" + path + "': " + what);
   }
 
   // nullptr when absent and optional.
   Result<const json*> member(const json& object, const std::string& path, const char* key,
                              bool required) const {
     const std::string full = path.empty() ? key : path + "." + key;
-    if (!object.is_object()) return error(path.empty() ? "(top level)" : path, "expected an object");
+    if (!object.is_object())
+      return error(path.empty() ? "(top level)" : path, "expected an object");
     auto it = object.find(key);
     if (it == object.end()) {
       if (required) return error(full, "missing");
@@ -70,7 +70,8 @@ class Reader {
                            std::optional<std::string> fallback = std::nullopt) const {
     RUNAHEAD_ASSIGN_OR_RETURN(const json* value, member(object, path, key, !fallback));
     if (value == nullptr) return *fallback;
-    if (!value->is_string()) return error(path.empty() ? key : path + "." + key, "expected a string");
+    if (!value->is_string())
+      return error(path.empty() ? key : path + "." + key, "expected a string");
     return value->get<std::string>();
   }
 
@@ -149,9 +150,11 @@ Result<Profile> read_profile(const json& document, const Reader& reader) {
 
   RUNAHEAD_ASSIGN_OR_RETURN(const json* links, reader.member(document, "", "links", false));
   if (links != nullptr) {
-    RUNAHEAD_ASSIGN_OR_RETURN(const json* fallback, reader.member(*links, "links", "default", false));
+    RUNAHEAD_ASSIGN_OR_RETURN(const json* fallback,
+                              reader.member(*links, "links", "default", false));
     if (fallback != nullptr) {
-      RUNAHEAD_ASSIGN_OR_RETURN(profile.default_link, read_link(reader, *fallback, "links.default"));
+      RUNAHEAD_ASSIGN_OR_RETURN(profile.default_link,
+                                read_link(reader, *fallback, "links.default"));
     }
     RUNAHEAD_ASSIGN_OR_RETURN(const json* pairs, reader.member(*links, "links", "pairs", false));
     if (pairs != nullptr) {
@@ -188,9 +191,9 @@ Result<Profile> read_profile(const json& document, const Reader& reader) {
         row.fractions.push_back(value.get<double>());
       }
       if (count != static_cast<int64_t>(row.workers())) {
-        return reader.error(path + ".fractions",
-                            "has " + std::to_string(row.fractions.size()) + " values for " +
-                                std::to_string(count) + " workers (expected workers - 1)");
+        return reader.error(path + ".fractions", "has " + std::to_string(row.fractions.size()) +
+                                                     " values for " + std::to_string(count) +
+                                                     " workers (expected workers - 1)");
       }
       RUNAHEAD_ASSIGN_OR_RETURN(row.measured_ttft_ms,
                                 reader.non_negative(entry, path, "measured_ttft_ms", 0.0));
@@ -232,8 +235,8 @@ Status Profile::validate(const std::string& source) const {
     if (!names.insert(w.name).second) {
       return invalid(path + ".name", "'" + w.name + "' appears twice");
     }
-    if (!finite_non_negative(w.cost.slice.per_token) || !finite_non_negative(w.cost.slice.per_key) ||
-        !finite_non_negative(w.cost.fixed_seconds) ||
+    if (!finite_non_negative(w.cost.slice.per_token) ||
+        !finite_non_negative(w.cost.slice.per_key) || !finite_non_negative(w.cost.fixed_seconds) ||
         !finite_non_negative(w.cost.per_prefix_token)) {
       return invalid(path, "cost terms must be finite numbers >= 0");
     }
@@ -365,9 +368,7 @@ Status Profile::save(const std::string& path) const {
 ChainModel Profile::chain_model(std::span<const ChainWorker> chain) const {
   std::vector<WorkerCost> costs;
   for (const ChainWorker& worker : chain) {
-    auto by = [&](auto matches) {
-      return std::find_if(workers.begin(), workers.end(), matches);
-    };
+    auto by = [&](auto matches) { return std::find_if(workers.begin(), workers.end(), matches); };
     auto entry = by([&](const ProfileWorker& w) { return w.name == worker.name; });
     if (entry == workers.end() && !worker.backend.empty()) {
       entry = by([&](const ProfileWorker& w) { return w.backend == worker.backend; });
@@ -375,9 +376,8 @@ ChainModel Profile::chain_model(std::span<const ChainWorker> chain) const {
     if (entry != workers.end()) {
       costs.push_back(entry->cost);
     } else if (worker.measured.per_token > 0.0) {
-      costs.push_back(WorkerCost{.slice = worker.measured,
-                                 .fixed_seconds = 0.0,
-                                 .qkv_fraction = model.qkv_fraction});
+      costs.push_back(WorkerCost{
+          .slice = worker.measured, .fixed_seconds = 0.0, .qkv_fraction = model.qkv_fraction});
     } else {
       costs.push_back(workers.front().cost);
     }
@@ -414,8 +414,8 @@ std::optional<Partition> Profile::searched_cuts(int64_t tokens, size_t count) co
     while (rows[upper]->tokens < tokens) ++upper;
     const SearchedPartition& lo = *rows[upper - 1];
     const SearchedPartition& hi = *rows[upper];
-    const double weight = static_cast<double>(tokens - lo.tokens) /
-                          static_cast<double>(hi.tokens - lo.tokens);
+    const double weight =
+        static_cast<double>(tokens - lo.tokens) / static_cast<double>(hi.tokens - lo.tokens);
     for (size_t j = 0; j < lo.fractions.size(); ++j) {
       fractions.push_back((1.0 - weight) * lo.fractions[j] + weight * hi.fractions[j]);
     }
@@ -424,7 +424,8 @@ std::optional<Partition> Profile::searched_cuts(int64_t tokens, size_t count) co
   Partition cuts(count + 1, 0);
   cuts[count] = tokens;
   for (size_t j = 0; j + 1 < count; ++j) {
-    const auto rounded = static_cast<int64_t>(std::llround(fractions[j] * static_cast<double>(tokens)));
+    const auto rounded =
+        static_cast<int64_t>(std::llround(fractions[j] * static_cast<double>(tokens)));
     const int64_t highest = tokens - static_cast<int64_t>(count - 1 - j);
     cuts[j + 1] = std::clamp(rounded, cuts[j] + 1, highest);
   }

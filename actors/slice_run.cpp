@@ -50,7 +50,8 @@ bool decode_kv_target(const std::vector<uint8_t>& bytes, KvTargetLayout& layout,
 }  // namespace
 
 Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transformer, SlicePlan plan,
-                                                   net::DataPlane& data_plane, IoPost io_post) {
+                                                   net::DataPlane& data_plane, IoPost io_post,
+                                                   HostStagingPool* staging) {
   if (plan.begin < 0 || plan.end <= plan.begin || plan.cache_tokens < plan.end) {
     return make_error(ErrorCode::kInvalidArgument,
                       request_name(plan.request_id) + ": invalid slice [" +
@@ -72,7 +73,8 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
   if (run->stage_in_ || run->stage_out_) {
     const size_t bytes =
         static_cast<size_t>(run->cache_->n_layers()) * run->cache_->block_bytes(plan.end);
-    auto host_copy = transformer.backend().allocate_host(bytes);
+    auto host_copy =
+        staging != nullptr ? staging->take(bytes) : transformer.backend().allocate_host(bytes);
     if (!host_copy) {
       return make_error(ErrorCode::kResourceExhausted,
                         request_name(plan.request_id) + ": host staging of " +
@@ -171,22 +173,41 @@ void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
   changed_.notify_all();
 }
 
-void SliceRun::release_sends(const std::vector<uint8_t>& successor_kv_target) {
-  if (plan_.send_direct && !target_) {
-    auto fail = [&](const Error& error) {
-      cancel(make_error(error.code,
-                        request_name(plan_.request_id) +
-                            ": cannot write to the next worker's cache: " + error.message));
-    };
-    KvTargetLayout layout;
-    std::vector<uint8_t> exposure;
-    if (!decode_kv_target(successor_kv_target, layout, exposure)) {
-      return fail(Error{ErrorCode::kProtocol, "it sent no usable kv target"});
+bool SliceRun::open_target(net::PeerId peer, const std::vector<uint8_t>& kv_target) {
+  auto fail = [&](const Error& error) {
+    cancel(make_error(error.code, request_name(plan_.request_id) + ": cannot write to worker " +
+                                      std::to_string(peer) + "'s cache: " + error.message));
+    return false;
+  };
+  KvTargetLayout layout;
+  std::vector<uint8_t> exposure;
+  if (!decode_kv_target(kv_target, layout, exposure)) {
+    return fail(Error{ErrorCode::kProtocol, "it sent no usable kv target"});
+  }
+  auto opened = data_plane_.open_target(peer, exposure);
+  if (!opened) return fail(opened.error());
+  targets_.push_back({*opened, static_cast<int64_t>(layout.capacity_tokens)});
+  return true;
+}
+
+void SliceRun::release_sends(const std::vector<uint8_t>& successor_kv_target, bool fan_out,
+                             const std::vector<std::vector<uint8_t>>& later_kv_targets) {
+  if (!targets_opened_ && plan_.successor) {
+    targets_opened_ = true;
+    if (fan_out && later_kv_targets.size() == plan_.later_workers.size()) {
+      for (size_t i = 0; i < later_kv_targets.size(); ++i) {
+        if (!open_target(plan_.later_workers[i], later_kv_targets[i])) return;
+      }
+      fan_out_ = true;
+    } else if (fan_out) {
+      cancel(make_error(ErrorCode::kProtocol,
+                        request_name(plan_.request_id) + ": " +
+                            std::to_string(later_kv_targets.size()) + " kv targets for " +
+                            std::to_string(plan_.later_workers.size()) + " later workers"));
+      return;
+    } else if (plan_.send_direct && !open_target(*plan_.successor, successor_kv_target)) {
+      return;
     }
-    auto opened = data_plane_.open_target(*plan_.successor, exposure);
-    if (!opened) return fail(opened.error());
-    target_ = *opened;
-    target_capacity_ = static_cast<int64_t>(layout.capacity_tokens);
   }
   holding_sends_ = false;
   std::vector<HeldBlock> held;
@@ -199,32 +220,40 @@ void SliceRun::send_block(int layer, int64_t from, int64_t to) {
     held_blocks_.push_back({layer, from, to});
     return;
   }
+  // With fan-out every later worker got the prefix from its owner: nothing to forward.
+  if (fan_out_ && from < plan_.begin) return;
   net::KvBlockHeader header;
   header.request_id = plan_.request_id;
   header.layer = static_cast<uint32_t>(layer);
   header.token_begin = from;
   header.token_end = to;
   header.payload_bytes = cache_->block_bytes(to - from);
-  Result<net::SendHandle> handle =
-      target_ ? data_plane_.post_write(
-                    *target_,
-                    cache_->block_bytes(static_cast<int64_t>(layer) * target_capacity_ + from),
-                    header, outgoing_rows(layer, from, to))
-              : data_plane_.post_send(*plan_.successor, header, outgoing_rows(layer, from, to));
+  std::vector<Result<net::SendHandle>> handles;
+  if (targets_.empty()) {
+    handles.push_back(
+        data_plane_.post_send(*plan_.successor, header, outgoing_rows(layer, from, to)));
+  }
+  for (const OpenTarget& target : targets_) {
+    const size_t offset = cache_->block_bytes(static_cast<int64_t>(layer) * target.capacity + from);
+    handles.push_back(
+        data_plane_.post_write(target.id, offset, header, outgoing_rows(layer, from, to)));
+  }
   std::lock_guard lock(mutex_);
-  ++sends_posted_;
   if (from == plan_.begin) ++own_blocks_posted_;  // forwarded blocks all lie before begin
   if (from < plan_.begin) forwarded_rows_ += to - from;
-  if (!handle) {
-    ++sends_completed_;
-    failure_ = make_error(handle.error().code, request_name(plan_.request_id) +
-                                                   ": forwarding layer " + std::to_string(layer) +
-                                                   " failed: " + handle.error().message);
-    changed_.notify_all();
-    return;
+  for (Result<net::SendHandle>& handle : handles) {
+    ++sends_posted_;
+    if (!handle) {
+      ++sends_completed_;
+      failure_ = make_error(handle.error().code, request_name(plan_.request_id) +
+                                                     ": sending layer " + std::to_string(layer) +
+                                                     " failed: " + handle.error().message);
+      changed_.notify_all();
+      continue;
+    }
+    timeline_[layer].bytes_out += header.payload_bytes;
+    sends_in_flight_.push_back(*handle);
   }
-  timeline_[layer].bytes_out += header.payload_bytes;
-  sends_in_flight_.push_back(*handle);
 }
 
 bool SliceRun::poll_sends() {
@@ -361,7 +390,7 @@ Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
   const bool done = changed_.wait_until(lock, deadline, [&] {
     return failure_.has_value() ||
            (own_blocks_posted_ == own_blocks &&
-            forwarded_rows_ == static_cast<int64_t>(own_blocks) * plan_.begin &&
+            forwarded_rows_ == (fan_out_ ? 0 : static_cast<int64_t>(own_blocks) * plan_.begin) &&
             sends_completed_ == sends_posted_);
   });
   if (failure_) return *failure_;
@@ -375,8 +404,8 @@ Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
 }
 
 void SliceRun::finish_transfers() {
-  if (target_) data_plane_.close_target(*target_);
-  target_.reset();
+  for (const OpenTarget& target : targets_) data_plane_.close_target(target.id);
+  targets_.clear();
   if (!kv_target_.empty()) {
     KvTargetLayout layout;
     std::vector<uint8_t> exposure;

@@ -19,6 +19,7 @@
 // once the layer's prefix is complete and in the memory the next hop reads.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -30,6 +31,7 @@
 #include <span>
 #include <vector>
 
+#include "actors/host_staging_pool.h"
 #include "core/status.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
@@ -53,6 +55,9 @@ struct SlicePlan {
   // (DataPlane::direct_path of their addresses).
   bool receive_direct = false;
   bool send_direct = false;
+  // The workers after this one, in chain order (the successor first): with fan-out each gets
+  // this worker's own K/V directly.
+  std::vector<net::PeerId> later_workers;
 };
 
 // What happened per layer, for the request's timeline.
@@ -68,10 +73,13 @@ class SliceRun {
   // Runs `task` on the I/O thread (the thread that owns the data plane).
   using IoPost = std::function<void(std::function<void()> task)>;
 
+  // Host staging buffers come from `staging` when given (reused across requests), else from
+  // the backend.
   [[nodiscard]] static Result<std::unique_ptr<SliceRun>> create(const Transformer& transformer,
                                                                 SlicePlan plan,
                                                                 net::DataPlane& data_plane,
-                                                                IoPost io_post);
+                                                                IoPost io_post,
+                                                                HostStagingPool* staging = nullptr);
 
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return *cache_; }
@@ -89,7 +97,10 @@ class SliceRun {
   // The successor is ready for this request (its kv_target(), empty unless it can be written
   // directly): posts the blocks held so far, and later ones at once. Fails the run if the
   // successor's cache cannot be opened.
-  void release_sends(const std::vector<uint8_t>& successor_kv_target = {});
+  // With `fan_out` (every pair of the chain direct) own blocks go straight to every later
+  // worker (`later_kv_targets`, in chain order) and nothing is forwarded.
+  void release_sends(const std::vector<uint8_t>& successor_kv_target = {}, bool fan_out = false,
+                     const std::vector<std::vector<uint8_t>>& later_kv_targets = {});
   // The request is over here: lets go of the successor's cache and withdraws this one's.
   void finish_transfers();
 
@@ -120,7 +131,11 @@ class SliceRun {
   void* outgoing_rows(int layer, int64_t from, int64_t to) const;
   void* host_rows(int layer, int64_t from) const;
   // Blocks are forwarded as they land only where they arrive in the memory they leave from.
-  bool cut_through() const { return plan_.successor.has_value() && stage_in_ == stage_out_; }
+  bool cut_through() const {
+    return plan_.successor.has_value() && stage_in_ == stage_out_ && !fan_out_;
+  }
+  // Opens a later worker's cache for direct writes; false (and the run failed) if it cannot.
+  bool open_target(net::PeerId peer, const std::vector<uint8_t>& kv_target);
   int64_t received_rows(int layer) const;  // under mutex_
 
   const Transformer& transformer_;
@@ -130,8 +145,13 @@ class SliceRun {
   bool stage_in_ = false;   // the prefix arrives in host_copy_
   bool stage_out_ = false;  // blocks leave from host_copy_
   std::vector<uint8_t> kv_target_;  // this cache, exposed for direct writes
-  std::optional<uint64_t> target_;  // the successor's cache, opened for direct writes
-  int64_t target_capacity_ = 0;     // its rows per layer
+  struct OpenTarget {
+    uint64_t id = 0;       // the data plane's
+    int64_t capacity = 0;  // its rows per layer
+  };
+  std::vector<OpenTarget> targets_;  // later workers' caches opened for direct writes
+  bool targets_opened_ = false;      // I/O thread only
+  std::atomic<bool> fan_out_{false};
   net::DataPlane& data_plane_;
   IoPost io_post_;
 

@@ -91,6 +91,8 @@ class Worker::Impl {
     };
     context.on_coordinator_lost = [this](Status reason) { finish(std::move(reason)); };
     context.on_device_failure = [this](Status reason) { finish(std::move(reason)); };
+    staging = std::make_unique<HostStagingPool>(*backend);
+    context.staging = staging.get();
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<WorkerActor>(options.name, std::move(context)));
 
@@ -156,6 +158,7 @@ class Worker::Impl {
 
   WorkerOptions options;
   std::unique_ptr<Backend> backend;
+  std::unique_ptr<HostStagingPool> staging;  // after the backend: destroyed before it
   std::unique_ptr<ModelWeights> weights;
   std::unique_ptr<Transformer> transformer;
   std::string hash;

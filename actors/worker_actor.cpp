@@ -275,26 +275,44 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
                                                    assign.max_new_tokens - 1,
                                                config.max_positions)
                            : plan.end;
+  auto connect_to = [&](const net::ChainMember& member) -> Status {
+    auto known = connected_peers_.find(member.worker_id);
+    if (known != connected_peers_.end() && known->second != member.data_plane_address) {
+      context_.data_plane->disconnect(member.worker_id);  // the same id at a new address
+      connected_peers_.erase(known);
+      known = connected_peers_.end();
+    }
+    if (known != connected_peers_.end()) return Status::ok();
+    Status connected = context_.data_plane->connect(member.worker_id, member.data_plane_address);
+    if (!connected.is_ok()) {
+      return make_error(connected.code(), describe() + ": cannot reach worker " +
+                                              std::to_string(member.worker_id) + " for request " +
+                                              std::to_string(id) + ": " + connected.message());
+    }
+    connected_peers_[member.worker_id] = member.data_plane_address;
+    return Status::ok();
+  };
+  // Whether every other worker of the chain can be written directly (and write here): then the
+  // coordinator may have each worker send its own K/V to all later ones at once.
+  bool direct_to_all = assign.chain.size() > 1;
+  for (size_t i = 0; i < assign.chain.size(); ++i) {
+    if (i == assign.index) continue;
+    direct_to_all =
+        direct_to_all && context_.data_plane->direct_path(assign.chain[i].data_plane_address);
+  }
   if (!last) {
     const net::ChainMember& next = assign.chain[assign.index + 1];
     plan.successor = next.worker_id;
     plan.hold_sends = true;
     plan.send_direct = context_.data_plane->direct_path(next.data_plane_address);
-    auto known = connected_peers_.find(next.worker_id);
-    if (known != connected_peers_.end() && known->second != next.data_plane_address) {
-      context_.data_plane->disconnect(next.worker_id);  // the same id at a new address
-      connected_peers_.erase(known);
-      known = connected_peers_.end();
+    for (size_t i = assign.index + 1; i < assign.chain.size(); ++i) {
+      plan.later_workers.push_back(assign.chain[i].worker_id);
     }
-    if (known == connected_peers_.end()) {
-      Status connected = context_.data_plane->connect(next.worker_id, next.data_plane_address);
-      if (!connected.is_ok()) {
-        return fail_request(
-            id, make_error(connected.code(), describe() + ": cannot reach worker " +
-                                                 std::to_string(next.worker_id) + " for request " +
-                                                 std::to_string(id) + ": " + connected.message()));
+    for (size_t i = assign.index + 1; i < assign.chain.size(); ++i) {
+      if (i > assign.index + 1 && !direct_to_all) break;  // later ones only for fan-out
+      if (Status connected = connect_to(assign.chain[i]); !connected.is_ok()) {
+        return fail_request(id, connected);
       }
-      connected_peers_[next.worker_id] = next.data_plane_address;
     }
   }
   if (assign.index > 0) {
@@ -303,7 +321,8 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   }
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,
-      [me = self()](std::function<void()> task) { (void)me.tell(IoTask{std::move(task)}); });
+      [me = self()](std::function<void()> task) { (void)me.tell(IoTask{std::move(task)}); },
+      context_.staging);
   if (!run) {
     return fail_request(
         id, make_error(run.error().code, describe() + ": request " + std::to_string(id) + ": " +
@@ -318,7 +337,8 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   (void)send(net::SliceReady{.request_id = id,
                              .worker_id = context_.worker_id,
                              .index = request->assign.index,
-                             .kv_target = request->run->kv_target()});
+                             .kv_target = request->run->kv_target(),
+                             .direct_to_all = direct_to_all});
 
   // The computation, on the compute thread, in arrival order.
   const Transformer* transformer = context_.transformer;
@@ -401,7 +421,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
 void WorkerActor::on_start_slice(const net::StartSlice& start) {
   auto it = requests_.find(start.request_id);
   if (it == requests_.end()) return;  // already failed or cancelled
-  it->second->run->release_sends(start.successor_kv_target);
+  it->second->run->release_sends(start.successor_kv_target, start.fan_out, start.later_kv_targets);
   drive_data_plane();
 }
 

@@ -279,11 +279,17 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             out.setWorkerId(in.worker_id);
             out.setIndex(in.index);
             out.setKvTarget(data(in.kv_target));
+            out.setDirectToAll(in.direct_to_all);
           },
           [&](const StartSlice& in) {
             auto out = envelope.initStartSlice();
             out.setRequestId(in.request_id);
             out.setSuccessorKvTarget(data(in.successor_kv_target));
+            out.setFanOut(in.fan_out);
+            auto later = out.initLaterKvTargets(static_cast<unsigned>(in.later_kv_targets.size()));
+            for (size_t i = 0; i < in.later_kv_targets.size(); ++i) {
+              later.set(static_cast<unsigned>(i), data(in.later_kv_targets[i]));
+            }
           },
       },
       message);
@@ -509,13 +515,20 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       RUNAHEAD_RETURN_IF_ERROR(
           check_length(in.getKvTarget().size(), kMaxKvTargetBytes, "kv target"));
       return ControlMessage(SliceReady{in.getRequestId(), in.getWorkerId(), in.getIndex(),
-                                       copy_data(in.getKvTarget())});
+                                       copy_data(in.getKvTarget()), in.getDirectToAll()});
     }
     case schema::Envelope::START_SLICE: {
       auto in = envelope.getStartSlice();
       RUNAHEAD_RETURN_IF_ERROR(
           check_length(in.getSuccessorKvTarget().size(), kMaxKvTargetBytes, "successor kv target"));
-      return ControlMessage(StartSlice{in.getRequestId(), copy_data(in.getSuccessorKvTarget())});
+      StartSlice out{in.getRequestId(), copy_data(in.getSuccessorKvTarget()), in.getFanOut(), {}};
+      auto later = in.getLaterKvTargets();
+      RUNAHEAD_RETURN_IF_ERROR(check_length(later.size(), limits.max_list_elements, "kv targets"));
+      for (auto target : later) {
+        RUNAHEAD_RETURN_IF_ERROR(check_length(target.size(), kMaxKvTargetBytes, "kv target"));
+        out.later_kv_targets.push_back(copy_data(target));
+      }
+      return ControlMessage(std::move(out));
     }
     case schema::Envelope::CALIBRATE_REPLY: {
       auto in = envelope.getCalibrateReply();

@@ -122,6 +122,7 @@ struct SliceReady {
   // Opaque (SliceRun::kv_target()): where a predecessor on this host may write the K/V
   // directly; empty when it cannot.
   std::vector<uint8_t> kv_target;
+  bool direct_to_all = false;  // direct writes reach every other worker of the chain
 
   bool operator==(const SliceReady&) const = default;
 };
@@ -130,6 +131,10 @@ struct SliceReady {
 struct StartSlice {
   uint64_t request_id = 0;
   std::vector<uint8_t> successor_kv_target;  // the successor's SliceReady::kv_target
+  // Every pair of the chain is direct: own K/V goes straight to every later worker (their
+  // kv_targets, in chain order), nothing is forwarded.
+  bool fan_out = false;
+  std::vector<std::vector<uint8_t>> later_kv_targets;
 
   bool operator==(const StartSlice&) const = default;
 };

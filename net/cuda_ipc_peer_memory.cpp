@@ -63,14 +63,25 @@ bool decode_identity(const std::vector<uint8_t>& bytes, Identity& out) {
   return true;
 }
 
-struct HostCallback {
+// One copy split over several streams: `done` runs when the last part completed.
+struct SplitCopy {
+  std::atomic<int> parts_left{0};
+  std::atomic<bool> failed{false};  // a part could not be queued: the copy reports nothing
   std::function<void(Status)> done;
 };
 
 void CUDART_CB run_host_callback(void* data) {
-  std::unique_ptr<HostCallback> callback(static_cast<HostCallback*>(data));
-  callback->done(Status::ok());
+  auto* copy = static_cast<SplitCopy*>(data);
+  if (copy->parts_left.fetch_sub(1) == 1) {
+    if (!copy->failed.load()) copy->done(Status::ok());
+    delete copy;
+  }
 }
+
+// Large blocks are cut into parts of at least this size, one per copy stream, so that several
+// copy engines move them at once.
+constexpr size_t kMinPartBytes = size_t{4} << 20;
+constexpr int kCopyStreams = 4;
 
 class CudaIpcPeerMemory final : public PeerMemory {
  public:
@@ -81,19 +92,27 @@ class CudaIpcPeerMemory final : public PeerMemory {
     if (error == cudaSuccess) {
       error = cudaDeviceGetPCIBusId(bus_id.data(), static_cast<int>(bus_id.size()), device);
     }
-    cudaStream_t stream = nullptr;
-    if (error == cudaSuccess) error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    std::vector<cudaStream_t> streams(kCopyStreams, nullptr);
+    for (cudaStream_t& stream : streams) {
+      if (error == cudaSuccess) error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    }
     if (error != cudaSuccess) {
+      for (cudaStream_t stream : streams) {
+        if (stream != nullptr) cudaStreamDestroy(stream);
+      }
       return make_error(ErrorCode::kDevice,
                         name + ": cannot set up peer copies: " + cuda_error_text(error));
     }
-    return std::unique_ptr<PeerMemory>(new CudaIpcPeerMemory(device, bus_id.data(), stream));
+    return std::unique_ptr<PeerMemory>(
+        new CudaIpcPeerMemory(device, bus_id.data(), std::move(streams)));
   }
 
   ~CudaIpcPeerMemory() override {
     cudaSetDevice(device_);
-    cudaStreamSynchronize(stream_);
-    cudaStreamDestroy(stream_);
+    for (cudaStream_t stream : streams_) {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
   }
 
   std::string describe() const override {
@@ -171,26 +190,45 @@ class CudaIpcPeerMemory final : public PeerMemory {
   Status copy_async(void* dst, const void* src, size_t bytes,
                     std::function<void(Status)> done) override {
     cudaSetDevice(device_);
-    cudaError_t error = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_);
-    auto callback = std::make_unique<HostCallback>(HostCallback{std::move(done)});
-    if (error == cudaSuccess)
-      error = cudaLaunchHostFunc(stream_, run_host_callback, callback.get());
-    if (error != cudaSuccess) {
-      return make_error(ErrorCode::kDevice, describe() + ": peer copy of " + std::to_string(bytes) +
-                                                " bytes failed: " + cuda_error_text(error));
+    const int parts = static_cast<int>(
+        std::clamp<size_t>(bytes / kMinPartBytes, 1, static_cast<size_t>(kCopyStreams)));
+    const size_t part_bytes = (bytes + static_cast<size_t>(parts) - 1) / static_cast<size_t>(parts);
+    auto* copy = new SplitCopy;
+    copy->done = std::move(done);
+    copy->parts_left = parts;
+    for (int part = 0; part < parts; ++part) {
+      const size_t offset = static_cast<size_t>(part) * part_bytes;
+      const size_t length = std::min(part_bytes, bytes - offset);
+      cudaStream_t stream = streams_[next_stream_++ % streams_.size()];
+      cudaError_t error =
+          cudaMemcpyAsync(static_cast<char*>(dst) + offset, static_cast<const char*>(src) + offset,
+                          length, cudaMemcpyDefault, stream);
+      if (error == cudaSuccess) error = cudaLaunchHostFunc(stream, run_host_callback, copy);
+      if (error != cudaSuccess) {
+        // Parts already queued still call back; those that never will are counted off here, and
+        // `done` is not called for a copy that failed to start.
+        copy->failed = true;
+        if (copy->parts_left.fetch_sub(parts - part) == parts - part) delete copy;
+        return make_error(ErrorCode::kDevice, describe() + ": peer copy of " +
+                                                  std::to_string(bytes) +
+                                                  " bytes failed: " + cuda_error_text(error));
+      }
     }
-    (void)callback.release();  // run_host_callback owns it now
     return Status::ok();
   }
 
  private:
-  CudaIpcPeerMemory(int device, std::string bus_id, cudaStream_t stream)
-      : device_(device), bus_id_(std::move(bus_id)), host_(host_identity()), stream_(stream) {}
+  CudaIpcPeerMemory(int device, std::string bus_id, std::vector<cudaStream_t> streams)
+      : device_(device),
+        bus_id_(std::move(bus_id)),
+        host_(host_identity()),
+        streams_(std::move(streams)) {}
 
   int device_;
   std::string bus_id_;
   std::string host_;
-  cudaStream_t stream_;
+  std::vector<cudaStream_t> streams_;
+  size_t next_stream_ = 0;
 };
 
 }  // namespace

@@ -207,13 +207,12 @@ class Calibrator {
 Status check_lengths(const std::vector<int64_t>& lengths, const char* flag, size_t workers,
                      int max_positions) {
   for (int64_t tokens : lengths) {
-    if (tokens < static_cast<int64_t>(workers) ||
-        (max_positions > 0 && tokens > max_positions)) {
+    if (tokens < static_cast<int64_t>(workers) || (max_positions > 0 && tokens > max_positions)) {
       return make_error(ErrorCode::kInvalidArgument,
                         std::string(flag) + " " + std::to_string(tokens) + ": outside [" +
                             std::to_string(workers) + ", " +
-                            (max_positions > 0 ? std::to_string(max_positions) : "...") +
-                            "] for " + std::to_string(workers) + " workers and this model");
+                            (max_positions > 0 ? std::to_string(max_positions) : "...") + "] for " +
+                            std::to_string(workers) + " workers and this model");
     }
   }
   return Status::ok();
@@ -279,15 +278,15 @@ int run_calibrate(const CalibrateOptions& options) {
       return fail(ok.message());
     }
   }
-  const double qkv_fraction = options.qkv_fraction >= 0.0 ? options.qkv_fraction
-                                                          : facts->qkv_fraction;
+  const double qkv_fraction =
+      options.qkv_fraction >= 0.0 ? options.qkv_fraction : facts->qkv_fraction;
   std::cout << "calibrating " << workers.size() << " worker(s) at " << options.coordinator
             << " (model " << workers.front().model_hash << ")\n";
   Calibrator calibrator(**client, workers, options, facts->vocab);
 
   // 1. Compute costs.
-  auto warm = calibrator.once(weighted_cuts(options.lengths.front(),
-                                            std::vector<double>(workers.size(), 1.0)));
+  auto warm = calibrator.once(
+      weighted_cuts(options.lengths.front(), std::vector<double>(workers.size(), 1.0)));
   if (!warm) return fail(warm.error().message);
   std::vector<std::vector<ComputeSample>> compute(workers.size());
   std::vector<TtftSample> ttfts;
@@ -298,8 +297,8 @@ int run_calibrate(const CalibrateOptions& options) {
       auto m = calibrator.median_of(cuts, options.repeat);
       if (!m) return fail(m.error().message);
       for (size_t i = 0; i < workers.size(); ++i) {
-        compute[i].push_back({cuts[i], cuts[i + 1] - cuts[i], m->compute_seconds[i],
-                              i + 1 < workers.size()});
+        compute[i].push_back(
+            {cuts[i], cuts[i + 1] - cuts[i], m->compute_seconds[i], i + 1 < workers.size()});
       }
       ttfts.push_back({{}, cuts, m->ttft_seconds});
       if (workers.size() >= 2) {
@@ -333,16 +332,15 @@ int run_calibrate(const CalibrateOptions& options) {
   }
 
   // 2. Link and overhead, given the compute costs.
-  const ChainModel compute_only =
-      ChainModel::uniform(costs, {}, layers, kv_bytes_per_token, 0.0);
+  const ChainModel compute_only = ChainModel::uniform(costs, {}, layers, kv_bytes_per_token, 0.0);
   auto link = fit_link_and_overhead(compute_only, ttfts);
   if (!link) return fail(link.error().message);
   // 3. The last worker's terms, the link and the overhead refined against the TTFTs: a worker
   // with a successor waits for its device every layer (its block must be complete before it
   // is sent), so its compute times are whole; the last one's can miss work still queued on an
   // asynchronous device.
-  ChainModel refined = ChainModel::uniform(costs, link->link, layers, kv_bytes_per_token,
-                                           link->overhead_seconds);
+  ChainModel refined =
+      ChainModel::uniform(costs, link->link, layers, kv_bytes_per_token, link->overhead_seconds);
   const std::vector<size_t> last = {workers.size() - 1};
   auto refined_error = refine_to_ttft(refined, ttfts, last);
   if (!refined_error) return fail(refined_error.error().message);
@@ -356,9 +354,8 @@ int run_calibrate(const CalibrateOptions& options) {
     const ProfileWorker& w = profile.workers[i];
     std::cout << "worker " << w.name << " (" << w.backend << "): from its compute times a "
               << costs[i].slice.per_token << " s/token, b " << costs[i].slice.per_key
-              << " s/(token x key), c " << costs[i].per_prefix_token
-              << " s/forwarded token, fixed " << ms(costs[i].fixed_seconds) << " (fit error "
-              << percent(w.fit_error) << ")";
+              << " s/(token x key), c " << costs[i].per_prefix_token << " s/forwarded token, fixed "
+              << ms(costs[i].fixed_seconds) << " (fit error " << percent(w.fit_error) << ")";
     if (i + 1 == workers.size()) {
       std::cout << "; refined to TTFTs a " << w.cost.slice.per_token << ", b "
                 << w.cost.slice.per_key << ", fixed " << ms(w.cost.fixed_seconds);
@@ -371,9 +368,10 @@ int run_calibrate(const CalibrateOptions& options) {
                     ? std::to_string(fitted.bytes_per_second / 1e9) + " GB/s"
                     : std::string("no limit seen"))
             << "; overhead " << ms(profile.overhead_seconds) << "\n"
-            << "TTFT prediction error (RMS over " << ttfts.size() << " requests): "
-            << percent(link->relative_rms) << " with the compute times and the fitted link, "
-            << percent(*refined_error) << " with the last worker's terms refined\n";
+            << "TTFT prediction error (RMS over " << ttfts.size()
+            << " requests): " << percent(link->relative_rms)
+            << " with the compute times and the fitted link, " << percent(*refined_error)
+            << " with the last worker's terms refined\n";
 
   // 4. KVR-S.
   if (!options.search_lengths.empty() && workers.size() < 2) {
@@ -414,12 +412,12 @@ int run_calibrate(const CalibrateOptions& options) {
                 << "  model    " << show(plan->cuts) << " predicted " << ms(plan->predicted_seconds)
                 << ", measured " << ms(*model_measured) << " (prediction "
                 << percent(plan->predicted_seconds / *model_measured - 1.0) << ")\n"
-                << "  searched " << show(found->cuts) << " measured " << ms(found->seconds)
-                << " (" << found->measurements << " partitions timed)\n"
+                << "  searched " << show(found->cuts) << " measured " << ms(found->seconds) << " ("
+                << found->measurements << " partitions timed)\n"
                 << "  even     " << show(even) << " measured " << ms(*even_measured) << "\n"
                 << "  model partition vs searched: "
-                << percent(*model_measured / found->seconds - 1.0) << " TTFT, vs even: "
-                << percent(*model_measured / *even_measured - 1.0) << "\n";
+                << percent(*model_measured / found->seconds - 1.0)
+                << " TTFT, vs even: " << percent(*model_measured / *even_measured - 1.0) << "\n";
     }
   }
 

@@ -21,7 +21,7 @@ out=${OUT:-/tmp/runahead-sweep}
 work=/tmp/sweep
 mkdir -p "$work" "$out"
 budget=${BUDGET_S:-540}
-steps=${*:-kvr cp tsp hf links falcon llama3}
+steps=${*:-kvr tsp cp links falcon llama3 hf}
 start=$SECONDS
 export REPEAT=${REPEAT:-2}
 

@@ -123,12 +123,16 @@ struct SliceReady {
   index @2 :UInt32;
   kvTarget @3 :Data;             # opaque: where a predecessor on this host may write this
                                  # worker's K/V directly (GPU peer copy); empty: none
+  directToAll @4 :Bool;          # it can write directly to every other worker of the chain
 }
 
 struct StartSlice {
   # Every worker of the chain is ready: K/V may flow to the successor.
   requestId @0 :UInt64;
   successorKvTarget @1 :Data;    # the successor's SliceReady.kvTarget
+  fanOut @2 :Bool;               # every pair of the chain is direct: each worker writes its own
+                                 # K/V straight to every later one, nothing is forwarded
+  laterKvTargets @3 :List(Data); # with fanOut: the kvTarget of every later worker, in order
 }
 
 struct LayerTiming {

@@ -33,8 +33,8 @@ struct Cluster {
     if (!started) return;
     coordinator = std::move(started).value();
     for (const char* name : {"w0", "w1"}) {
-      workers.push_back(std::make_unique<WorkerProcess>(coordinator->address(), kModel, name,
-                                                        std::vector<std::string>{"--transports", "tcp"}));
+      workers.push_back(std::make_unique<WorkerProcess>(
+          coordinator->address(), kModel, name, std::vector<std::string>{"--transports", "tcp"}));
     }
     const Status joined = coordinator->wait_for_workers(2, 60s);
     EXPECT_TRUE(joined.is_ok()) << joined.to_string();
@@ -78,15 +78,16 @@ std::map<uint64_t, int64_t> sent_tokens(const RequestResult& result, double kv_b
 Result<RequestResult> run(Coordinator& coordinator, int64_t tokens, PartitionOptions partition) {
   RequestOptions options;
   options.max_new_tokens = 1;
-  for (int64_t i = 0; i < tokens; ++i) options.prompt_tokens.push_back(static_cast<int32_t>(i % 90));
+  for (int64_t i = 0; i < tokens; ++i)
+    options.prompt_tokens.push_back(static_cast<int32_t>(i % 90));
   options.partition = std::move(partition);
   RUNAHEAD_ASSIGN_OR_RETURN(RequestHandle handle, coordinator.submit(options));
   return handle.result_within(60000);
 }
 
 TEST(CalibrateClusterTest, WritesAProfileTheCoordinatorPlansWith) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("runahead-calibrate-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("runahead-calibrate-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string profile_path = (dir / "profile.json").string();
   const std::string log_path = (dir / "calibrate.log").string();
@@ -100,7 +101,8 @@ TEST(CalibrateClusterTest, WritesAProfileTheCoordinatorPlansWith) {
                                 cluster.coordinator->address() + " --out " + profile_path +
                                 " --model " + kModel +
                                 " --lengths 16,48,96 --repeat 2 --search-lengths 32,64"
-                                " --search-budget 10 > " + log_path + " 2>&1";
+                                " --search-budget 10 > " +
+                                log_path + " 2>&1";
     const int code = std::system(command.c_str());
     const std::string log = read_file(log_path);
     ASSERT_EQ(code, 0) << log;

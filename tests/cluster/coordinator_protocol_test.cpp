@@ -101,8 +101,11 @@ TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
           .is_ok());
   // The protocol: ready, start, tokens in order, done.
   ASSERT_TRUE(worker
-                  .send(net::SliceReady{
-                      .request_id = id, .worker_id = worker.id(), .index = 0, .kv_target = {}})
+                  .send(net::SliceReady{.request_id = id,
+                                        .worker_id = worker.id(),
+                                        .index = 0,
+                                        .kv_target = {},
+                                        .direct_to_all = false})
                   .is_ok());
   ASSERT_TRUE(worker.next<net::StartSlice>());
   ASSERT_TRUE(worker

@@ -42,8 +42,8 @@ inline std::vector<ControlMessage> sample_messages() {
       StatusReply{{WorkerStatus{1, "w1", sample_worker_info(), true, 120, 2}}, 3, 2, 64});
   all.emplace_back(CalibrateRequest{5, {CalibrationPoint{0, 128}, CalibrationPoint{512, 128}}});
   all.emplace_back(CalibrateReply{5, {1000000, 2500000}});
-  all.emplace_back(SliceReady{77, 2, 1, {9, 8, 7}});
-  all.emplace_back(StartSlice{77, {1, 2, 3, 4}});
+  all.emplace_back(SliceReady{77, 2, 1, {9, 8, 7}, true});
+  all.emplace_back(StartSlice{77, {1, 2, 3, 4}, true, {{1, 2, 3, 4}, {5, 6}}});
   return all;
 }
 

@@ -27,8 +27,8 @@ double ttft(const ChainModel& model, const Partition& cuts, std::span<const size
 
 TEST(ChainModelTest, OneWorkerTakesItsSliceTimeAndTheOverhead) {
   ChainModel model = ChainModel::uniform(
-      {WorkerCost{.slice = {1e-3, 1e-6}, .fixed_seconds = 0.01, .qkv_fraction = 0.3}}, {}, 4,
-      100.0, 0.002);
+      {WorkerCost{.slice = {1e-3, 1e-6}, .fixed_seconds = 0.01, .qkv_fraction = 0.3}}, {}, 4, 100.0,
+      0.002);
   const double want = 0.01 + 1e-3 * 50 + 1e-6 * 50 * 25.0 + 0.002;
   EXPECT_NEAR(ttft(model, {0, 50}), want, 1e-12);
 }
@@ -36,8 +36,8 @@ TEST(ChainModelTest, OneWorkerTakesItsSliceTimeAndTheOverhead) {
 TEST(ChainModelTest, TwoWorkersTwoLayersByHand) {
   // Each worker: 2 tokens at 1 s per token, half before the prefix: q = 1 s, f = 1 s per layer
   // (2 layers). 10 bytes per token at 20 B/s: the own block takes 1 s, then 0.5 s latency.
-  ChainModel model = ChainModel::uniform({linear_worker(1.0, 0.5), linear_worker(1.0, 0.5)},
-                                         {0.5, 20.0}, 2, 10.0);
+  ChainModel model =
+      ChainModel::uniform({linear_worker(1.0, 0.5), linear_worker(1.0, 0.5)}, {0.5, 20.0}, 2, 10.0);
   for (auto& worker : model.workers) worker.slice.per_token = 2.0;  // 4 s over 2 tokens
   // Worker 0: layer 0 projected at 1, done at 2; layer 1 projected at 3, done at 4.
   // Its blocks land at 1 + 1 + 0.5 = 2.5 and 3 + 1 + 0.5 = 4.5.
@@ -50,8 +50,8 @@ TEST(ChainModelTest, BlocksAreForwardedCutThroughAndEarlierFinishesAreOffThePath
   // One layer. Worker 1 is slow after its projection (f = 10 s), but worker 0's block passes
   // through it as it lands and its own block leaves after projecting (q = 1 s).
   ChainModel model = ChainModel::uniform(
-      {linear_worker(2.0, 0.5), WorkerCost{.slice = {2.0, 0.0}, .fixed_seconds = 9.0,
-                                           .qkv_fraction = 0.5},
+      {linear_worker(2.0, 0.5),
+       WorkerCost{.slice = {2.0, 0.0}, .fixed_seconds = 9.0, .qkv_fraction = 0.5},
        linear_worker(2.0, 0.5)},
       {1.0, 0.0}, 1, 8.0);
   // Worker 0's block: projected at 1, at worker 1 at 2, at worker 2 at 3; worker 1's own block
@@ -74,9 +74,8 @@ TEST(ChainModelTest, ForwardingCostsOnlyAWorkerWithASuccessor) {
 
 TEST(ChainModelTest, ASlowLinkChargesEveryLayer) {
   const int layers = 16;
-  ChainModel model =
-      ChainModel::uniform({linear_worker(1e-4, 0.25), linear_worker(1e-4, 0.25)},
-                          {0.0, 1e9}, layers, 1e4);  // 10 ms per 1000-token block
+  ChainModel model = ChainModel::uniform({linear_worker(1e-4, 0.25), linear_worker(1e-4, 0.25)},
+                                         {0.0, 1e9}, layers, 1e4);  // 10 ms per 1000-token block
   const double predicted = ttft(model, {0, 1000, 1001});
   // The link carries 16 blocks of 10 ms one after the other.
   EXPECT_GT(predicted, layers * 0.01);
@@ -84,11 +83,11 @@ TEST(ChainModelTest, ASlowLinkChargesEveryLayer) {
 }
 
 TEST(ChainModelTest, RefusesMalformedInput) {
-  ChainModel model = ChainModel::uniform({linear_worker(1.0, 0.5), linear_worker(1.0, 0.5)}, {},
-                                         2, 1.0);
-  EXPECT_FALSE(predict_ttft(model, {0, 3}));        // one slice for two workers
-  EXPECT_FALSE(predict_ttft(model, {0, 2, 2}));     // an empty slice
-  EXPECT_FALSE(predict_ttft(model, {1, 2, 3}));     // does not start at 0
+  ChainModel model =
+      ChainModel::uniform({linear_worker(1.0, 0.5), linear_worker(1.0, 0.5)}, {}, 2, 1.0);
+  EXPECT_FALSE(predict_ttft(model, {0, 3}));     // one slice for two workers
+  EXPECT_FALSE(predict_ttft(model, {0, 2, 2}));  // an empty slice
+  EXPECT_FALSE(predict_ttft(model, {1, 2, 3}));  // does not start at 0
   const std::vector<size_t> backwards = {1, 0};
   EXPECT_FALSE(predict_ttft(model, {0, 1, 2}, backwards));
   model.workers[1].qkv_fraction = 1.5;
@@ -271,8 +270,8 @@ TEST(ChainSolverTest, ASlowerWorkerGetsFewerTokens) {
 
 TEST(ChainSolverTest, PlansALongPromptOnEightWorkersQuickly) {
   const WorkerCost worker{.slice = {2e-5, 2e-9}, .fixed_seconds = 1e-3, .qkv_fraction = 0.25};
-  const ChainModel model = ChainModel::uniform(std::vector<WorkerCost>(8, worker),
-                                               {2e-5, 2e11}, 32, 16384.0, 5e-4);
+  const ChainModel model =
+      ChainModel::uniform(std::vector<WorkerCost>(8, worker), {2e-5, 2e11}, 32, 16384.0, 5e-4);
   const auto start = std::chrono::steady_clock::now();
   auto plan = fastest_partition(model, 32768);
   const double seconds =

@@ -46,13 +46,13 @@ TEST(CostFitTest, NoisyTimesGiveCloseTermsAndTheirError) {
 }
 
 TEST(CostFitTest, RecoversTheForwardingTermWhereTheWorkerForwarded) {
-  const WorkerCost truth{.slice = {2e-5, 3e-9}, .fixed_seconds = 1e-3, .qkv_fraction = 0.3,
-                         .per_prefix_token = 4e-6};
+  const WorkerCost truth{
+      .slice = {2e-5, 3e-9}, .fixed_seconds = 1e-3, .qkv_fraction = 0.3, .per_prefix_token = 4e-6};
   std::vector<ComputeSample> samples;
   for (int64_t begin : {0, 100, 700, 3000}) {
     for (int64_t tokens : {16, 128, 512, 2048}) {
-      samples.push_back({begin, tokens,
-                         truth.seconds(begin, tokens) + truth.forwarding_seconds(begin), true});
+      samples.push_back(
+          {begin, tokens, truth.seconds(begin, tokens) + truth.forwarding_seconds(begin), true});
     }
   }
   auto fit = fit_compute(samples, 0.3);
@@ -95,8 +95,9 @@ std::vector<TtftSample> ttft_samples(const ChainModel& truth) {
   std::vector<TtftSample> samples;
   for (int64_t tokens : {256, 1024, 4096}) {
     for (const Partition& cuts :
-         {Partition{0, tokens / 3, 2 * tokens / 3, tokens}, Partition{0, tokens / 2, tokens - 1, tokens},
-          Partition{0, 1, 2, tokens}, Partition{0, tokens - 2, tokens - 1, tokens}}) {
+         {Partition{0, tokens / 3, 2 * tokens / 3, tokens},
+          Partition{0, tokens / 2, tokens - 1, tokens}, Partition{0, 1, 2, tokens},
+          Partition{0, tokens - 2, tokens - 1, tokens}}) {
       samples.push_back({{}, cuts, *predict_ttft(truth, cuts)});
     }
   }
@@ -195,8 +196,7 @@ TEST(PartitionSearchTest, FindsNearTheModelOptimumFromAnEvenStart) {
 TEST(PartitionSearchTest, StopsAtItsBudgetAndRefusesABadStart) {
   const ChainModel model = cluster_model({}, 0.0);
   auto measure = [&](const Partition& cuts) { return predict_ttft(model, cuts); };
-  auto found = search_partition(3000, {0, 1000, 2000, 3000}, measure,
-                                {.max_measurements = 5});
+  auto found = search_partition(3000, {0, 1000, 2000, 3000}, measure, {.max_measurements = 5});
   ASSERT_TRUE(found);
   EXPECT_LE(found->measurements, 5U);
   EXPECT_FALSE(search_partition(3000, {0, 2000, 1000, 3000}, measure));

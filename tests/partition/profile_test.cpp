@@ -97,11 +97,14 @@ TEST(ProfileTest, ErrorsNameTheFileAndTheField) {
   expect_error(error_after([](json& d) { d["version"] = 2; }), "version");
   expect_error(error_after([](json& d) { d["links"]["default"]["bytes_per_second"] = "fast"; }),
                "links.default.bytes_per_second");
-  expect_error(error_after([](json& d) { d["links"]["pairs"][0]["to"] = "w0"; }),
-               "links.pairs[0]");
-  expect_error(error_after([](json& d) { d["searched"][0]["fractions"] = {0.6, 0.4}; }),
+  expect_error(error_after([](json& d) { d["links"]["pairs"][0]["to"] = "w0"; }), "links.pairs[0]");
+  expect_error(error_after([](json& d) {
+                 d["searched"][0]["fractions"] = {0.6, 0.4};
+               }),
                "searched[0].fractions");
-  expect_error(error_after([](json& d) { d["searched"][2]["fractions"] = {0.5, 0.2}; }),
+  expect_error(error_after([](json& d) {
+                 d["searched"][2]["fractions"] = {0.5, 0.2};
+               }),
                "searched[2].fractions[1]");
   expect_error(error_after([](json& d) { d["searched"][1]["tokens"] = 1000; }),
                "searched[1].tokens");
@@ -133,10 +136,10 @@ TEST(ProfileTest, OptionalFieldsTakeTheirDefaults) {
 TEST(ProfileTest, ChainModelMatchesWorkersByNameThenBackendThenMeasurement) {
   const Profile p = sample_profile();
   const std::vector<ChainWorker> chain = {
-      {"w1", "cuda:1", {}},                   // by name
-      {"other", "cuda:0", {}},                // by backend: w0's entry
-      {"new", "cpu", {3e-4, 5e-8}},           // its own measurement
-      {"unknown", "cpu", {}},                 // nothing known: the first entry
+      {"w1", "cuda:1", {}},          // by name
+      {"other", "cuda:0", {}},       // by backend: w0's entry
+      {"new", "cpu", {3e-4, 5e-8}},  // its own measurement
+      {"unknown", "cpu", {}},        // nothing known: the first entry
   };
   const ChainModel model = p.chain_model(chain);
   ASSERT_EQ(model.workers.size(), 4U);

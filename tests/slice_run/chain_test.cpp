@@ -63,6 +63,7 @@ class IoLoop {
 struct ChainResult {
   std::vector<float> logits;
   std::vector<std::vector<float>> cache;  // per layer, of the last worker
+  std::vector<uint64_t> bytes_out;        // per worker, all layers
   Status status;
 };
 
@@ -72,6 +73,9 @@ struct ChainMode {
   // Workers [0, direct_workers) write K/V straight into their successor's cache (direct writes
   // over host memory); the others send it.
   size_t direct_workers = 0;
+  // Every pair direct (direct_workers must cover the chain): each worker writes its own K/V to
+  // every later one, nothing is forwarded.
+  bool fan_out = false;
 };
 
 ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
@@ -110,6 +114,12 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
       plan.send_direct = planes[i]->direct_path(planes[i + 1]->local_address());
       EXPECT_EQ(plan.send_direct, i < mode.direct_workers);
       plan.hold_sends = plan.send_direct;  // until the successor's cache is known
+      for (size_t later = i + 1; later < workers; ++later) {
+        plan.later_workers.push_back(later);
+        if (mode.fan_out && later > i + 1) {
+          EXPECT_TRUE(planes[i]->connect(later, planes[later]->local_address()).is_ok());
+        }
+      }
     }
     if (i > 0) plan.receive_direct = planes[i]->direct_path(planes[i - 1]->local_address());
     auto run = SliceRun::create(t, plan, *planes[i], [&loops, i](std::function<void()> task) {
@@ -130,7 +140,11 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
   for (size_t i = 0; i + 1 < workers; ++i) {
     if (!runs[i]->plan().send_direct) continue;
     EXPECT_FALSE(runs[i + 1]->kv_target().empty());
-    loops[i]->post([&runs, i] { runs[i]->release_sends(runs[i + 1]->kv_target()); });
+    std::vector<std::vector<uint8_t>> later;
+    for (size_t k = i + 1; mode.fan_out && k < workers; ++k) later.push_back(runs[k]->kv_target());
+    loops[i]->post([&runs, i, later, fan_out = mode.fan_out] {
+      runs[i]->release_sends(runs[i + 1]->kv_target(), fan_out, later);
+    });
   }
 
   ChainResult result;
@@ -164,6 +178,11 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
   }
   for (auto& loop : loops) loop->watch(nullptr);
   loops.clear();
+  for (size_t i = 0; i < workers; ++i) {
+    uint64_t bytes = 0;
+    for (const LayerTiming& layer : runs[i]->timeline()) bytes += layer.bytes_out;
+    result.bytes_out.push_back(bytes);
+  }
   for (size_t i = 0; i < workers; ++i) runs[i]->finish_transfers();
   return result;
 }
@@ -197,12 +216,15 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
                                      {true, {}},
                                      {true, {.staged = true}},
                                      {true, {.staged = false, .direct_workers = workers - 1}},
-                                     {false, {.staged = true, .direct_workers = workers - 2}}};
+                                     {false, {.staged = true, .direct_workers = workers - 2}},
+                                     {true, {.direct_workers = workers - 1, .fan_out = true}},
+                                     {false, {.direct_workers = workers - 1, .fan_out = true}}};
     for (const Case& test_case : cases) {
       if (test_case.mode.direct_workers >= workers) continue;  // wrapped below 0
       SCOPED_TRACE(std::to_string(workers) + (test_case.balanced ? " balanced" : " even") +
                    (test_case.mode.staged ? ", staged through host memory" : "") + ", " +
-                   std::to_string(test_case.mode.direct_workers) + " direct writers");
+                   std::to_string(test_case.mode.direct_workers) + " direct writers" +
+                   (test_case.mode.fan_out ? ", fan-out" : ""));
       auto cuts = test_case.balanced
                       ? balanced_partition(static_cast<int64_t>(n),
                                            std::vector<SliceCost>(workers, {1e-3, 1e-4}))
@@ -211,6 +233,17 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
       const ChainResult got = run_chain(model, prompt, *cuts, test_case.mode);
       ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
       EXPECT_LT(relative_error(got.logits, want), 1e-5);
+      // What each worker sent: with fan-out its own rows to every later worker, else its
+      // whole prefix and own rows to the next one.
+      const uint64_t row_bytes =
+          2 * static_cast<uint64_t>(c.kv_dim()) * sizeof(float) * static_cast<uint64_t>(c.n_layers);
+      for (size_t i = 0; i + 1 < workers; ++i) {
+        const auto own = static_cast<uint64_t>((*cuts)[i + 1] - (*cuts)[i]);
+        const uint64_t want_bytes = test_case.mode.fan_out
+                                        ? own * (workers - 1 - i) * row_bytes
+                                        : static_cast<uint64_t>((*cuts)[i + 1]) * row_bytes;
+        EXPECT_EQ(got.bytes_out[i], want_bytes) << "worker " << i;
+      }
       EXPECT_EQ(argmax(got.logits), argmax(want));
       for (int layer = 0; layer < c.n_layers; ++layer) {
         const Tensor block = cache->block(layer, 0, n);
