@@ -51,16 +51,20 @@ bool decode_kv_target(const std::vector<uint8_t>& bytes, KvTargetLayout& layout,
 
 Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transformer, SlicePlan plan,
                                                    net::DataPlane& data_plane, IoPost io_post,
-                                                   HostStagingPool* staging) {
+                                                   SliceBuffers buffers) {
   if (plan.begin < 0 || plan.end <= plan.begin || plan.cache_tokens < plan.end) {
     return make_error(ErrorCode::kInvalidArgument,
                       request_name(plan.request_id) + ": invalid slice [" +
                           std::to_string(plan.begin) + ", " + std::to_string(plan.end) +
                           ") with cache of " + std::to_string(plan.cache_tokens) + " tokens");
   }
+  Backend& backend = transformer.backend();
   RUNAHEAD_ASSIGN_OR_RETURN(
       KvCache cache,
-      KvCache::create(transformer.backend(), transformer.config(), plan.cache_tokens));
+      KvCache::create(backend, transformer.config(), plan.cache_tokens, [&](size_t bytes) {
+        return buffers.kv_caches != nullptr ? buffers.kv_caches->take(bytes)
+                                            : backend.allocate(bytes);
+      }));
   auto run = std::unique_ptr<SliceRun>(new SliceRun(transformer, plan,
                                                     std::make_shared<KvCache>(std::move(cache)),
                                                     data_plane, std::move(io_post)));
@@ -73,8 +77,8 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
   if (run->stage_in_ || run->stage_out_) {
     const size_t bytes =
         static_cast<size_t>(run->cache_->n_layers()) * run->cache_->block_bytes(plan.end);
-    auto host_copy =
-        staging != nullptr ? staging->take(bytes) : transformer.backend().allocate_host(bytes);
+    auto host_copy = buffers.host_staging != nullptr ? buffers.host_staging->take(bytes)
+                                                     : transformer.backend().allocate_host(bytes);
     if (!host_copy) {
       return make_error(ErrorCode::kResourceExhausted,
                         request_name(plan.request_id) + ": host staging of " +

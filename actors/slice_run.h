@@ -31,13 +31,19 @@
 #include <span>
 #include <vector>
 
-#include "actors/host_staging_pool.h"
+#include "actors/buffer_pool.h"
 #include "core/status.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
 #include "net/data_plane.h"
 
 namespace runahead {
+
+// Where a slice run's large buffers come from; null: straight from the backend.
+struct SliceBuffers {
+  BufferPool* host_staging = nullptr;
+  BufferPool* kv_caches = nullptr;
+};
 
 struct SlicePlan {
   uint64_t request_id = 0;
@@ -73,13 +79,13 @@ class SliceRun {
   // Runs `task` on the I/O thread (the thread that owns the data plane).
   using IoPost = std::function<void(std::function<void()> task)>;
 
-  // Host staging buffers come from `staging` when given (reused across requests), else from
-  // the backend.
+  // The cache and host staging buffers come from the pools in `buffers` where given (reused
+  // across requests), else straight from the backend.
   [[nodiscard]] static Result<std::unique_ptr<SliceRun>> create(const Transformer& transformer,
                                                                 SlicePlan plan,
                                                                 net::DataPlane& data_plane,
                                                                 IoPost io_post,
-                                                                HostStagingPool* staging = nullptr);
+                                                                SliceBuffers buffers = {});
 
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return *cache_; }

@@ -91,8 +91,14 @@ class Worker::Impl {
     };
     context.on_coordinator_lost = [this](Status reason) { finish(std::move(reason)); };
     context.on_device_failure = [this](Status reason) { finish(std::move(reason)); };
-    staging = std::make_unique<HostStagingPool>(*backend);
-    context.staging = staging.get();
+    Backend* device = backend.get();
+    host_staging = std::make_unique<BufferPool>(
+        [device](size_t bytes) { return device->allocate_host(bytes); });
+    // Caches reused keep the peer mappings of their predecessors valid; rounding to 64 MiB lets
+    // requests of similar length share them.
+    kv_caches = std::make_unique<BufferPool>(
+        [device](size_t bytes) { return device->allocate(bytes); }, 2, size_t{64} << 20);
+    context.buffers = SliceBuffers{host_staging.get(), kv_caches.get()};
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<WorkerActor>(options.name, std::move(context)));
 
@@ -158,7 +164,8 @@ class Worker::Impl {
 
   WorkerOptions options;
   std::unique_ptr<Backend> backend;
-  std::unique_ptr<HostStagingPool> staging;  // after the backend: destroyed before it
+  std::unique_ptr<BufferPool> host_staging;  // after the backend: destroyed before it
+  std::unique_ptr<BufferPool> kv_caches;
   std::unique_ptr<ModelWeights> weights;
   std::unique_ptr<Transformer> transformer;
   std::string hash;

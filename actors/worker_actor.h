@@ -57,7 +57,7 @@ struct WorkerContext {
   // The device failed (a CUDA fault is sticky): the worker leaves the cluster with `reason`,
   // so the coordinator plans around it instead of sending it requests that cannot succeed.
   std::function<void(Status reason)> on_device_failure;
-  HostStagingPool* staging = nullptr;  // host buffers for K/V staged through the host
+  SliceBuffers buffers;  // pools for the slice runs' caches and host staging
 };
 
 class WorkerActor final : public runtime::Actor<WorkerMessage> {

@@ -7,6 +7,13 @@ namespace runahead {
 
 Result<KvCache> KvCache::create(Backend& backend, const ModelConfig& config,
                                 int64_t capacity_tokens) {
+  return create(backend, config, capacity_tokens,
+                [&backend](size_t bytes) { return backend.allocate(bytes); });
+}
+
+Result<KvCache> KvCache::create(Backend& backend, const ModelConfig& config,
+                                int64_t capacity_tokens,
+                                const std::function<Result<Buffer>(size_t bytes)>& allocate) {
   if (capacity_tokens <= 0) {
     return make_error(ErrorCode::kInvalidArgument, "kv cache: capacity must be positive, got " +
                                                        std::to_string(capacity_tokens));
@@ -17,7 +24,7 @@ Result<KvCache> KvCache::create(Backend& backend, const ModelConfig& config,
   cache.kv_dim_ = config.kv_dim();
   cache.capacity_ = capacity_tokens;
   const size_t bytes = static_cast<size_t>(config.n_layers) * cache.block_bytes(capacity_tokens);
-  auto buffer = backend.allocate(bytes);
+  auto buffer = allocate(bytes);
   if (!buffer) {
     return make_error(ErrorCode::kResourceExhausted,
                       "kv cache of " + std::to_string(capacity_tokens) + " tokens (" +

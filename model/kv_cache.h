@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "core/status.h"
 #include "core/tensor.h"
@@ -19,6 +20,10 @@ class KvCache {
  public:
   [[nodiscard]] static Result<KvCache> create(Backend& backend, const ModelConfig& config,
                                               int64_t capacity_tokens);
+  // The same, with the memory from `allocate` (a pool of the backend's buffers).
+  [[nodiscard]] static Result<KvCache> create(
+      Backend& backend, const ModelConfig& config, int64_t capacity_tokens,
+      const std::function<Result<Buffer>(size_t bytes)>& allocate);
   KvCache() = default;
 
   int64_t capacity() const { return capacity_; }

@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -136,7 +137,7 @@ class DirectWriteDataPlane final : public DataPlane {
   }
 
   ~DirectWriteDataPlane() override {
-    for (auto& [id, target] : targets_) memory_->unmap(target.mapped);
+    for (auto& [key, mapping] : mappings_) memory_->unmap(mapping.mapped);
     // Copies still queued call back into the completion queue, which outlives this plane.
     ::close(epoll_fd_);
   }
@@ -170,6 +171,7 @@ class DirectWriteDataPlane final : public DataPlane {
   void disconnect(PeerId peer) override {
     inner_->disconnect(peer);
     peers_.erase(peer);
+    trim_mappings(peer, 0);
   }
 
   Result<SendHandle> post_send(PeerId peer, const KvBlockHeader& header,
@@ -299,9 +301,16 @@ class DirectWriteDataPlane final : public DataPlane {
       return make_error(ErrorCode::kProtocol,
                         options_.name + ": malformed exposure from peer " + std::to_string(peer));
     }
-    RUNAHEAD_ASSIGN_OR_RETURN(void* mapped, memory_->map(handle));
+    // A receiver that reuses its cache exposes the same memory again: its mapping is kept.
+    const MappingKey key{peer, handle};
+    auto mapping = mappings_.find(key);
+    if (mapping == mappings_.end()) {
+      RUNAHEAD_ASSIGN_OR_RETURN(void* mapped, memory_->map(handle));
+      mapping = mappings_.emplace(key, Mapping{static_cast<char*>(mapped), 0, 0}).first;
+    }
+    ++mapping->second.users;
     const uint64_t target = next_target_++;
-    targets_[target] = Target{peer, static_cast<char*>(mapped), bytes, id};
+    targets_[target] = Target{peer, mapping->second.mapped, bytes, id, 0, false, key};
     return target;
   }
 
@@ -366,6 +375,12 @@ class DirectWriteDataPlane final : public DataPlane {
     KvBlockHeader header;
     Notice notice;  // stays here while the inner plane sends it
   };
+  using MappingKey = std::pair<PeerId, std::vector<uint8_t>>;  // peer, memory handle
+  struct Mapping {
+    char* mapped = nullptr;
+    size_t users = 0;        // open targets
+    uint64_t last_used = 0;  // for evicting the least recently used idle mappings
+  };
   struct Target {
     PeerId peer = 0;
     char* mapped = nullptr;
@@ -373,6 +388,7 @@ class DirectWriteDataPlane final : public DataPlane {
     uint64_t exposure = 0;
     size_t writes_in_flight = 0;
     bool closing = false;
+    MappingKey mapping;
   };
   struct Exposure {
     char* base = nullptr;
@@ -510,7 +526,11 @@ class DirectWriteDataPlane final : public DataPlane {
 
   void finish_close(std::map<uint64_t, Target>::iterator it) {
     Target& target = it->second;
-    memory_->unmap(target.mapped);
+    if (auto mapping = mappings_.find(target.mapping); mapping != mappings_.end()) {
+      --mapping->second.users;
+      mapping->second.last_used = ++use_clock_;
+    }
+    trim_mappings(target.peer, kIdleMappingsPerPeer);
     auto notice = std::make_unique<Notice>();
     notice->kind = static_cast<uint32_t>(NoticeKind::kClosed);
     notice->exposure = target.exposure;
@@ -525,6 +545,21 @@ class DirectWriteDataPlane final : public DataPlane {
     auto posted = inner_->post_send(target.peer, header, notice.get());
     if (posted) own_sends_.emplace_back(*posted, std::move(notice));
     targets_.erase(it);
+  }
+
+  // Unmaps the least recently used mappings of `peer` that no target uses, keeping `keep`.
+  void trim_mappings(PeerId peer, size_t keep) {
+    std::vector<std::map<MappingKey, Mapping>::iterator> idle;
+    for (auto it = mappings_.begin(); it != mappings_.end(); ++it) {
+      if (it->first.first == peer && it->second.users == 0) idle.push_back(it);
+    }
+    if (idle.size() <= keep) return;
+    std::sort(idle.begin(), idle.end(),
+              [](auto a, auto b) { return a->second.last_used < b->second.last_used; });
+    for (size_t i = 0; i + keep < idle.size(); ++i) {
+      memory_->unmap(idle[i]->second.mapped);
+      mappings_.erase(idle[i]);
+    }
   }
 
   void poll_own_sends() {
@@ -567,6 +602,11 @@ class DirectWriteDataPlane final : public DataPlane {
   std::map<SendHandle, uint64_t> orphaned_writes_;  // released while copying: their target
   SendHandle next_handle_ = 1;
   std::map<uint64_t, Target> targets_;
+  // A receiver's reused caches keep their mappings here between requests (mapping is a driver
+  // call that stalls the process's other GPU work for milliseconds).
+  static constexpr size_t kIdleMappingsPerPeer = 4;
+  std::map<MappingKey, Mapping> mappings_;
+  uint64_t use_clock_ = 0;
   uint64_t next_target_ = 1;
   std::map<uint64_t, Exposure> exposures_;
   uint64_t next_exposure_ = 1;

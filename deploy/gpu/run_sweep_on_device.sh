@@ -42,7 +42,7 @@ for name in $steps; do
   case "$name" in
     kvr)
       step kvr 150 env OUT="$work/kvr" WORKER_COUNTS="4 2" \
-        bash deploy/gpu/run_cluster_on_device.sh bench 2>&1 | grep -E "^(scheme|kvr|single)  " ;;
+        bash deploy/gpu/run_cluster_on_device.sh bench 2>&1 | grep -E "^(scheme|kvr-|single) " ;;
     cp)
       step cp 200 env OUT="$work/peers" GPU_COUNTS="4 2" STEPS=cp \
         bash deploy/gpu/run_peers_on_device.sh 2>&1 | grep -E "selected|check at|^\{|error" | tail -20 ;;
@@ -55,19 +55,19 @@ for name in $steps; do
     links)
       step kvr-links 90 env OUT="$work/kvr" WORKER_COUNTS=4 TOKENS=8192,16384 \
         SCHEMES=kvr-even,kvr-balanced bash deploy/gpu/run_cluster_on_device.sh slow noisy 2>&1 |
-        grep -E "^(scheme|kvr|single)  "
+        grep -E "^(scheme|kvr-|single) "
       step tsp-links 90 env OUT="$work/peers" GPU_COUNTS=4 TOKENS=8192,16384 \
         STEPS="tsp-slow tsp-noisy" bash deploy/gpu/run_peers_on_device.sh 2>&1 |
         grep -E "^(scheme|tsp-)|error" ;;
     falcon)
       step kvr-falcon 60 env OUT="$work/falcon" WORKER_COUNTS=4 TOKENS=8192 \
         MODEL=random:falcon-7b bash deploy/gpu/run_cluster_on_device.sh bench 2>&1 |
-        grep -E "^(scheme|kvr|single)  "
+        grep -E "^(scheme|kvr-|single) "
       step tsp-falcon 60 env OUT="$work/peers" GPU_COUNTS=4 TOKENS=8192 MODEL=falcon-7b \
         STEPS=tsp bash deploy/gpu/run_peers_on_device.sh 2>&1 | grep -E "^(scheme|tsp-)|error" ;;
     llama3)
       step kvr-llama3 70 env OUT="$work/llama3" WORKER_COUNTS=4 MODEL=random:llama3-8b \
-        bash deploy/gpu/run_cluster_on_device.sh bench 2>&1 | grep -E "^(scheme|kvr|single)  "
+        bash deploy/gpu/run_cluster_on_device.sh bench 2>&1 | grep -E "^(scheme|kvr-|single) "
       step tsp-llama3 60 env OUT="$work/peers" GPU_COUNTS=4 MODEL=llama3-8b STEPS=tsp \
         bash deploy/gpu/run_peers_on_device.sh 2>&1 | grep -E "^(scheme|tsp-)|error" ;;
     *) echo "unknown step '$name'" ;;

@@ -199,5 +199,71 @@ TEST_F(DirectWriteTest, WithdrawnExposureIsReleasedAfterTheGraceWithoutTheWriter
       {receiver.get()}, [&] { return watch.expired(); }, 5s));
 }
 
+// Host peer memory that counts how often memory is mapped and unmapped.
+class CountingPeerMemory final : public PeerMemory {
+ public:
+  CountingPeerMemory(std::unique_ptr<PeerMemory> inner, int& maps, int& unmaps)
+      : inner_(std::move(inner)), maps_(maps), unmaps_(unmaps) {}
+  std::string describe() const override { return inner_->describe(); }
+  std::vector<uint8_t> identity() const override { return inner_->identity(); }
+  bool reaches(const std::vector<uint8_t>& peer) const override { return inner_->reaches(peer); }
+  Result<std::vector<uint8_t>> export_handle(void* base, size_t bytes) override {
+    return inner_->export_handle(base, bytes);
+  }
+  Result<void*> map(const std::vector<uint8_t>& handle) override {
+    ++maps_;
+    return inner_->map(handle);
+  }
+  void unmap(void* mapped) override {
+    ++unmaps_;
+    inner_->unmap(mapped);
+  }
+  Status copy_async(void* dst, const void* src, size_t bytes,
+                    std::function<void(Status)> done) override {
+    return inner_->copy_async(dst, src, bytes, std::move(done));
+  }
+
+ private:
+  std::unique_ptr<PeerMemory> inner_;
+  int& maps_;
+  int& unmaps_;
+};
+
+TEST_F(DirectWriteTest, ReusedRegionKeepsItsMappingAndIdleMappingsAreBounded) {
+  int maps = 0;
+  int unmaps = 0;
+  auto inner = LoopbackDataPlane::create(hub_, {"counting sender"});
+  ASSERT_TRUE(inner);
+  auto sender = make_direct_write_data_plane(
+      std::move(inner).value(),
+      std::make_unique<CountingPeerMemory>(make_host_peer_memory("counting sender"), maps, unmaps),
+      {.name = "counting sender"});
+  ASSERT_TRUE(sender);
+  ASSERT_TRUE((*sender)->connect(2, receiver_.plane->local_address()).is_ok());
+  // The same cache exposed for three requests in turn: mapped once.
+  for (int request = 0; request < 3; ++request) {
+    auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+    ASSERT_TRUE(exposure);
+    auto target = (*sender)->open_target(2, *exposure);
+    ASSERT_TRUE(target);
+    (*sender)->close_target(*target);
+    receiver_.plane->withdraw(*exposure);
+  }
+  EXPECT_EQ(maps, 1);
+  EXPECT_EQ(unmaps, 0);
+  // Eight different caches: only the four most recently used idle mappings stay.
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> caches;
+  for (int i = 0; i < 8; ++i) {
+    caches.push_back(std::make_shared<std::vector<uint8_t>>(4096));
+    auto exposure = receiver_.plane->expose(caches.back()->data(), 4096, caches.back());
+    ASSERT_TRUE(exposure);
+    auto target = (*sender)->open_target(2, *exposure);
+    ASSERT_TRUE(target);
+    (*sender)->close_target(*target);
+  }
+  EXPECT_EQ(maps, 9);
+  EXPECT_EQ(unmaps, 5);
+}
+
 }  // namespace
 }  // namespace runahead::net

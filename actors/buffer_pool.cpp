@@ -1,29 +1,31 @@
-#include "actors/host_staging_pool.h"
+#include "actors/buffer_pool.h"
 
 #include <map>
 #include <mutex>
 
 namespace runahead {
 
-struct HostStagingPool::State {
+struct BufferPool::State {
   std::mutex mutex;
   size_t max_idle = 2;
   bool open = true;                    // false once the pool is destroyed
   std::multimap<size_t, Buffer> idle;  // by capacity
 };
 
-HostStagingPool::HostStagingPool(Backend& backend, size_t max_idle)
-    : backend_(backend), state_(std::make_shared<State>()) {
+BufferPool::BufferPool(Allocate allocate, size_t max_idle, size_t granularity)
+    : allocate_(std::move(allocate)),
+      granularity_(granularity == 0 ? 1 : granularity),
+      state_(std::make_shared<State>()) {
   state_->max_idle = max_idle;
 }
 
-HostStagingPool::~HostStagingPool() {
+BufferPool::~BufferPool() {
   std::lock_guard lock(state_->mutex);
   state_->open = false;
   state_->idle.clear();
 }
 
-Result<Buffer> HostStagingPool::take(size_t bytes) {
+Result<Buffer> BufferPool::take(size_t bytes) {
   Buffer block;
   {
     std::lock_guard lock(state_->mutex);
@@ -34,7 +36,18 @@ Result<Buffer> HostStagingPool::take(size_t bytes) {
     }
   }
   if (block.empty()) {
-    RUNAHEAD_ASSIGN_OR_RETURN(block, backend_.allocate_host(bytes));
+    const size_t rounded = (bytes + granularity_ - 1) / granularity_ * granularity_;
+    auto fresh = allocate_(rounded);
+    if (!fresh) {
+      // Idle buffers may be what stands in the way.
+      {
+        std::lock_guard lock(state_->mutex);
+        state_->idle.clear();
+      }
+      fresh = allocate_(rounded);
+    }
+    if (!fresh) return fresh.status();
+    block = std::move(fresh).value();
   }
   // Hand out a view that gives the block back instead of freeing it.
   void* data = block.data();
@@ -51,7 +64,7 @@ Result<Buffer> HostStagingPool::take(size_t bytes) {
   });
 }
 
-size_t HostStagingPool::idle_count() const {
+size_t BufferPool::idle_count() const {
   std::lock_guard lock(state_->mutex);
   return state_->idle.size();
 }
