@@ -5,7 +5,8 @@
 //
 // Schemes: single (one worker, the whole prompt), kvr-even (equal slices), kvr-balanced (the
 // coordinator's cost-model partition), kvr-searched (its measured partition table, from a
-// profile), each over all workers unless one.
+// profile), each over all workers unless one. With --profile the coordinator's balanced
+// partition is the transfer-aware solver's (docs/load-balancing.md).
 #include <algorithm>
 #include <fstream>
 #include <iomanip>
@@ -69,10 +70,13 @@ Result<RequestOptions> make_request(const std::string& scheme, int64_t tokens, i
   } else if (scheme == "kvr-balanced") {
     request.partition.scheme = Scheme::kBalanced;
     request.partition.workers = workers;
+  } else if (scheme == "kvr-searched") {
+    request.partition.scheme = Scheme::kSearched;
+    request.partition.workers = workers;
   } else {
-    return make_error(
-        ErrorCode::kInvalidArgument,
-        "unknown scheme '" + scheme + "' (expected single, kvr-even or kvr-balanced)");
+    return make_error(ErrorCode::kInvalidArgument,
+                      "unknown scheme '" + scheme +
+                          "' (expected single, kvr-even, kvr-balanced or kvr-searched)");
   }
   return request;
 }
@@ -110,6 +114,13 @@ int run_bench(const BenchOptions& options) {
     return 1;
   };
   if (options.repeat < 1) return fail("--repeat must be at least 1");
+  for (const std::string& scheme : options.schemes) {
+    if (scheme == "kvr-searched" && options.cluster.coordinator.profile_path.empty()) {
+      return fail(
+          "kvr-searched needs --profile (a profile with a measured partition table, "
+          "from runahead calibrate --search-lengths)");
+    }
+  }
   auto config = model_config(options.cluster.model);
   if (!config) return fail(config.error().message);
   for (int64_t tokens : options.tokens) {
@@ -226,7 +237,9 @@ void add_bench_command(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   command
-      ->add_option("--schemes", options->schemes, "single, kvr-even, kvr-balanced; comma-separated")
+      ->add_option("--schemes", options->schemes,
+                   "single, kvr-even, kvr-balanced, kvr-searched (needs --profile); "
+                   "comma-separated")
       ->delimiter(',')
       ->capture_default_str();
   command->add_option("--repeat", options->repeat, "timed runs per case")->capture_default_str();
@@ -258,6 +271,9 @@ void add_bench_command(CLI::App& app) {
                    "peak dense TFLOP/s of one device, for utilization")
       ->capture_default_str();
   command->add_option("--seed", options->seed, "seed of the random prompts")->capture_default_str();
+  command->add_option("--profile", options->cluster.coordinator.profile_path,
+                      "calibration profile (runahead calibrate --out): the balanced partition "
+                      "then includes transfer costs; kvr-searched uses its measured table");
   command
       ->add_option("--startup-timeout", options->cluster.startup_timeout_s,
                    "seconds the workers have to load the model and join")
