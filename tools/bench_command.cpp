@@ -35,6 +35,7 @@ struct BenchOptions {
   std::string link = "default";  // a label for the CSV: what connects the workers
   double peak_tflops = 989.0;    // dense bf16 of an H100/H200 SXM
   uint64_t seed = 1;
+  int verify_tokens = 0;  // > 0: every scheme must generate these tokens as one worker does
 };
 
 struct Run {
@@ -149,6 +150,41 @@ int run_bench(const BenchOptions& options) {
   const int vocab = std::min(config->vocab_size, 32000);
   std::vector<Run> runs;
   for (int64_t tokens : options.tokens) {
+    if (options.verify_tokens > 0) {
+      // One prompt through every scheme, greedy: the tokens must equal one worker's.
+      std::vector<int32_t> reference;
+      for (const std::string& scheme : options.schemes) {
+        const int workers = scheme == "single" ? 1 : options.cluster.workers;
+        auto request = make_request(scheme, tokens, workers, vocab, random);
+        if (!request) return fail(request.error().message);
+        std::mt19937_64 same_prompt(options.seed + static_cast<uint64_t>(tokens));
+        std::uniform_int_distribution<int32_t> token(0, vocab - 1);
+        for (int32_t& id : request->prompt_tokens) id = token(same_prompt);
+        request->max_new_tokens = options.verify_tokens;
+        if (scheme != "single" && reference.empty()) {
+          RequestOptions single = *request;
+          single.partition = PartitionOptions{PartitionOptions::Scheme::kExplicit, 0, {0, tokens}};
+          auto handle = coordinator.submit(single);
+          auto result = handle ? handle->result() : Result<RequestResult>(handle.error());
+          if (!result) return fail("verification on one worker: " + result.error().message);
+          reference = result->tokens;
+        }
+        auto handle = coordinator.submit(*request);
+        auto result = handle ? handle->result() : Result<RequestResult>(handle.error());
+        if (!result) return fail("verification of " + scheme + ": " + result.error().message);
+        if (scheme == "single") {
+          if (reference.empty()) reference = result->tokens;
+          continue;
+        }
+        const bool same = result->tokens == reference;
+        std::cout << "verify " << scheme << " at " << tokens << " tokens (cuts "
+                  << join_cuts(result->cuts) << "): " << result->tokens.size() << " tokens "
+                  << (same ? "equal" : "DIFFERENT from") << " one worker's" << std::endl;
+        if (!same)
+          return fail(scheme + " at " + std::to_string(tokens) +
+                      " tokens generated other tokens than one worker");
+      }
+    }
     for (const std::string& scheme : options.schemes) {
       const int workers = scheme == "single" ? 1 : options.cluster.workers;
       for (int index = -options.warmup; index < options.repeat; ++index) {
@@ -271,6 +307,11 @@ void add_bench_command(CLI::App& app) {
                    "peak dense TFLOP/s of one device, for utilization")
       ->capture_default_str();
   command->add_option("--seed", options->seed, "seed of the random prompts")->capture_default_str();
+  command
+      ->add_option("--verify", options->verify_tokens,
+                   "before timing each length, generate this many tokens greedily from one "
+                   "prompt with every scheme and fail unless they equal one worker's")
+      ->check(CLI::NonNegativeNumber);
   command->add_option("--profile", options->cluster.coordinator.profile_path,
                       "calibration profile (runahead calibrate --out): the balanced partition "
                       "then includes transfer costs; kvr-searched uses its measured table");

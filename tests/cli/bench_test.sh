@@ -8,7 +8,7 @@ trap 'rm -rf "$work"' EXIT
 export OMP_WAIT_POLICY=passive
 
 if ! "$runahead" bench --workers 2 --model random:tiny-llama --tokens 40,120 --repeat 2 \
-  --warmup 1 --csv "$work/runs.csv" >"$work/out" 2>"$work/err"; then
+  --warmup 1 --verify 4 --csv "$work/runs.csv" >"$work/out" 2>"$work/err"; then
   echo "FAIL bench run:"
   cat "$work/err"
   exit 1
@@ -21,6 +21,8 @@ rows=$(tail -n +2 "$work/runs.csv" | wc -l)
 grep -q "^single,tiny-llama,1,120,.*,0:120$" "$work/runs.csv" || { echo "FAIL single row"; exit 1; }
 grep -q "^kvr-even,tiny-llama,2,120,.*,0:60:120$" "$work/runs.csv" || { echo "FAIL even row"; exit 1; }
 grep -q "^kvr-balanced " "$work/out" || { echo "FAIL summary"; cat "$work/out"; exit 1; }
+verified=$(grep -c "^verify .* 4 tokens equal one worker's" "$work/out")
+[[ $verified -eq 4 ]] || { echo "FAIL: $verified of 4 verifications"; cat "$work/out"; exit 1; }
 
 "$runahead" bench --model random:tiny-llama --tokens 64 --schemes kvr-searched >/dev/null \
   2>"$work/err" && { echo "FAIL kvr-searched without a profile was accepted"; exit 1; }
