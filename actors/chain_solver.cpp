@@ -6,6 +6,8 @@
 #include <numeric>
 #include <string>
 
+#include "actors/cut_moves.h"
+
 namespace runahead {
 namespace {
 
@@ -220,36 +222,7 @@ class Search {
   void refine(Partition& cuts, double& seconds, int64_t step) {
     const size_t interior = cuts.size() - 2;
     if (interior == 0) return;
-    std::vector<std::vector<int>> moves;
-    if (interior <= 4) {
-      size_t combos = 1;
-      for (size_t i = 0; i < interior; ++i) combos *= 3;
-      for (size_t code = 0; code < combos; ++code) {
-        std::vector<int> move(interior);
-        size_t rest = code;
-        bool any = false;
-        for (size_t i = 0; i < interior; ++i) {
-          move[i] = static_cast<int>(rest % 3) - 1;
-          rest /= 3;
-          any = any || move[i] != 0;
-        }
-        if (any) moves.push_back(move);
-      }
-    } else {
-      for (size_t i = 0; i < interior; ++i) {
-        for (int sign : {-1, 1}) {
-          std::vector<int> move(interior, 0);
-          move[i] = sign;
-          moves.push_back(move);
-          if (i + 1 < interior) {
-            move[i + 1] = sign;
-            moves.push_back(move);
-            move[i + 1] = -sign;
-            moves.push_back(move);
-          }
-        }
-      }
-    }
+    const std::vector<std::vector<int>> moves = cut_moves(interior);
     // Within the search's evaluation budget, which later chains share.
     size_t budget =
         std::min<size_t>(20000, options_.node_limit > nodes_ ? options_.node_limit - nodes_ : 0);

@@ -5,45 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "actors/cut_moves.h"
+
 namespace runahead {
-namespace {
-
-// Moves of the interior cuts, in units of the step.
-std::vector<std::vector<int>> moves_for(size_t interior) {
-  std::vector<std::vector<int>> moves;
-  if (interior <= 4) {
-    size_t combos = 1;
-    for (size_t i = 0; i < interior; ++i) combos *= 3;
-    for (size_t code = 0; code < combos; ++code) {
-      std::vector<int> move(interior);
-      size_t rest = code;
-      bool any = false;
-      for (size_t i = 0; i < interior; ++i) {
-        move[i] = static_cast<int>(rest % 3) - 1;
-        rest /= 3;
-        any = any || move[i] != 0;
-      }
-      if (any) moves.push_back(std::move(move));
-    }
-    return moves;
-  }
-  for (size_t i = 0; i < interior; ++i) {
-    for (int sign : {-1, 1}) {
-      std::vector<int> move(interior, 0);
-      move[i] = sign;
-      moves.push_back(move);
-      if (i + 1 < interior) {
-        move[i + 1] = sign;
-        moves.push_back(move);
-        move[i + 1] = -sign;
-        moves.push_back(move);
-      }
-    }
-  }
-  return moves;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Result<PartitionSearchResult> search_partition(int64_t tokens, const Partition& start,
                                                const MeasurePartition& measure,
@@ -71,7 +36,7 @@ Result<PartitionSearchResult> search_partition(int64_t tokens, const Partition& 
   RUNAHEAD_ASSIGN_OR_RETURN(result.seconds, time(start));
   if (workers < 2) return result;
 
-  const auto moves = moves_for(workers - 1);
+  const auto moves = cut_moves(workers - 1);
   int64_t step = options.initial_step > 0
                      ? options.initial_step
                      : std::max<int64_t>(1, tokens / (2 * static_cast<int64_t>(workers)));

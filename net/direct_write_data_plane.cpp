@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "net/byte_codec.h"
 
 namespace runahead::net {
 namespace {
@@ -39,44 +40,6 @@ struct Notice {
   uint64_t bytes = 0;
 };
 
-// Little helpers for the address and exposure encodings (this host's byte order: both ends of
-// a direct path are on one host).
-template <typename T>
-void put(std::vector<uint8_t>& out, const T& value) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), bytes, bytes + sizeof(T));
-}
-
-class Reader {
- public:
-  explicit Reader(const std::vector<uint8_t>& bytes) : bytes_(bytes) {}
-  template <typename T>
-  bool get(T& value) {
-    if (bytes_.size() - position_ < sizeof(T)) return false;
-    std::memcpy(&value, bytes_.data() + position_, sizeof(T));
-    position_ += sizeof(T);
-    return true;
-  }
-  bool get_bytes(std::vector<uint8_t>& out) {
-    uint32_t size = 0;
-    if (!get(size) || bytes_.size() - position_ < size) return false;
-    out.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(position_),
-               bytes_.begin() + static_cast<std::ptrdiff_t>(position_ + size));
-    position_ += size;
-    return true;
-  }
-  bool at_end() const { return position_ == bytes_.size(); }
-
- private:
-  const std::vector<uint8_t>& bytes_;
-  size_t position_ = 0;
-};
-
-void put_bytes(std::vector<uint8_t>& out, const std::vector<uint8_t>& bytes) {
-  put(out, static_cast<uint32_t>(bytes.size()));
-  out.insert(out.end(), bytes.begin(), bytes.end());
-}
-
 struct ParsedAddress {
   std::vector<uint8_t> inner;
   std::vector<uint8_t> identity;
@@ -92,10 +55,10 @@ ParsedAddress parse_address(const std::vector<uint8_t>& address) {
     return parsed;
   }
   const std::vector<uint8_t> rest(address.begin() + sizeof(kAddressMagic), address.end());
-  Reader reader(rest);
+  ByteReader reader(rest);
   uint8_t enabled = 0;
-  if (!reader.get_bytes(parsed.inner) || !reader.get_bytes(parsed.identity) ||
-      !reader.get(enabled) || !reader.at_end()) {
+  if (!reader.read_sized(parsed.inner) || !reader.read_sized(parsed.identity) ||
+      !reader.read(enabled) || !reader.at_end()) {
     return ParsedAddress{};
   }
   parsed.enabled = enabled != 0;
@@ -150,9 +113,9 @@ class DirectWriteDataPlane final : public DataPlane {
 
   std::vector<uint8_t> local_address() const override {
     std::vector<uint8_t> address(kAddressMagic, kAddressMagic + sizeof(kAddressMagic));
-    put_bytes(address, inner_->local_address());
-    put_bytes(address, memory_->identity());
-    put(address, static_cast<uint8_t>(options_.enabled ? 1 : 0));
+    append_sized(address, inner_->local_address());
+    append_sized(address, memory_->identity());
+    append(address, static_cast<uint8_t>(options_.enabled ? 1 : 0));
     return address;
   }
 
@@ -270,16 +233,16 @@ class DirectWriteDataPlane final : public DataPlane {
     const uint64_t id = next_exposure_++;
     exposures_[id] = Exposure{static_cast<char*>(base), bytes, std::move(keep_alive)};
     std::vector<uint8_t> out;
-    put(out, id);
-    put(out, static_cast<uint64_t>(bytes));
-    put_bytes(out, handle);
+    append(out, id);
+    append(out, static_cast<uint64_t>(bytes));
+    append_sized(out, handle);
     return out;
   }
 
   void withdraw(const std::vector<uint8_t>& exposure) override {
     uint64_t id = 0;
-    Reader reader(exposure);
-    if (!reader.get(id)) return;
+    ByteReader reader(exposure);
+    if (!reader.read(id)) return;
     auto it = exposures_.find(id);
     if (it == exposures_.end()) return;
     it->second.withdrawn = true;
@@ -293,11 +256,11 @@ class DirectWriteDataPlane final : public DataPlane {
       return make_error(ErrorCode::kUnsupported, options_.name + ": peer " + std::to_string(peer) +
                                                      " cannot be written to directly");
     }
-    Reader reader(exposure);
+    ByteReader reader(exposure);
     uint64_t id = 0;
     uint64_t bytes = 0;
     std::vector<uint8_t> handle;
-    if (!reader.get(id) || !reader.get(bytes) || !reader.get_bytes(handle) || !reader.at_end()) {
+    if (!reader.read(id) || !reader.read(bytes) || !reader.read_sized(handle) || !reader.at_end()) {
       return make_error(ErrorCode::kProtocol,
                         options_.name + ": malformed exposure from peer " + std::to_string(peer));
     }

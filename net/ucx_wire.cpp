@@ -4,42 +4,13 @@
 
 #include <fmt/format.h>
 
+#include "net/byte_codec.h"
+
 namespace runahead::net::ucx_wire {
 namespace {
 
 constexpr uint32_t kAddressMagic = 0x44414152;  // "RAAD"
 constexpr uint32_t kAddressVersion = 1;
-
-template <typename T>
-void append(std::vector<uint8_t>& out, const T& value) {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&value);
-  out.insert(out.end(), bytes, bytes + sizeof(T));
-}
-
-// Reads untrusted bytes front to back; every read is bounds-checked.
-class Reader {
- public:
-  explicit Reader(const std::vector<uint8_t>& bytes) : bytes_(bytes) {}
-  template <typename T>
-  bool read(T& value) {
-    if (bytes_.size() - offset_ < sizeof(T)) return false;
-    std::memcpy(&value, bytes_.data() + offset_, sizeof(T));
-    offset_ += sizeof(T);
-    return true;
-  }
-  bool read_bytes(size_t count, std::vector<uint8_t>& out) {
-    if (bytes_.size() - offset_ < count) return false;
-    out.assign(bytes_.begin() + static_cast<ptrdiff_t>(offset_),
-               bytes_.begin() + static_cast<ptrdiff_t>(offset_ + count));
-    offset_ += count;
-    return true;
-  }
-  bool at_end() const { return offset_ == bytes_.size(); }
-
- private:
-  const std::vector<uint8_t>& bytes_;
-  size_t offset_ = 0;
-};
 
 }  // namespace
 
@@ -72,7 +43,7 @@ Result<Address> decode_address(const std::vector<uint8_t>& bytes,
                       fmt::format("address of {} ({} bytes) is malformed: {}", peer_description,
                                   bytes.size(), what));
   };
-  Reader reader(bytes);
+  ByteReader reader(bytes);
   uint32_t magic = 0;
   uint32_t version = 0;
   uint16_t name_bytes = 0;
