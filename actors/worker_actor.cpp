@@ -448,7 +448,8 @@ void WorkerActor::on_slice_finished(const SliceFinished& finished) {
   } else if (finished.status.code() != ErrorCode::kCancelled) {
     fail_request(finished.request_id, finished.status);
   }
-  if (finished.status.code() == ErrorCode::kDevice && context_.on_device_failure) {
+  if (!finished.status.is_ok() && finished.status.code() == ErrorCode::kDevice &&
+      context_.on_device_failure) {
     logger("worker")->error("{}: device failed, leaving the cluster: {}", describe(),
                             finished.status.message());
     context_.on_device_failure(finished.status);
