@@ -18,10 +18,13 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/fd_io.h"
 #include "net/ucx_data_plane.h"
 
 namespace {
 
+using runahead::read_all;
+using runahead::write_all;
 using runahead::net::KvBlockHeader;
 using runahead::net::SendHandle;
 using runahead::net::SendState;
@@ -37,28 +40,6 @@ struct Config {
   int window = 4;
   bool json = false;
 };
-
-bool write_all(int fd, const void* data, size_t bytes) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, p, bytes);
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* data, size_t bytes) {
-  auto* p = static_cast<uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::read(fd, p, bytes);
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-  return true;
-}
 
 // Publishes our address on `out`, reads the other side's from `in`.
 bool exchange(const std::vector<uint8_t>& ours, int in, int out, std::vector<uint8_t>& theirs) {

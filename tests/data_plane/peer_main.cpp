@@ -16,35 +16,16 @@
 #include <thread>
 #include <vector>
 
+#include "core/fd_io.h"
 #include "net/ucx_data_plane.h"
 
 namespace {
 
+using runahead::read_all;
+using runahead::write_all;
 using runahead::net::KvBlockHeader;
 
 constexpr uint64_t kBytesPerToken = 1024;
-
-bool write_all(int fd, const void* data, size_t bytes) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::write(fd, p, bytes);
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-bool read_all(int fd, void* data, size_t bytes) {
-  auto* p = static_cast<uint8_t*>(data);
-  while (bytes > 0) {
-    const ssize_t n = ::read(fd, p, bytes);
-    if (n <= 0) return false;
-    p += n;
-    bytes -= static_cast<size_t>(n);
-  }
-  return true;
-}
 
 uint64_t fnv1a(const std::vector<uint8_t>& bytes) {
   uint64_t hash = 0xcbf29ce484222325ull;
