@@ -89,7 +89,6 @@ class SliceRun {
 
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return *cache_; }
-  bool staged() const { return !host_copy_.empty(); }
   // Where the predecessor may write this cache directly (for SliceReady); empty if it cannot.
   const std::vector<uint8_t>& kv_target() const { return kv_target_; }
 

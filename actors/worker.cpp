@@ -24,9 +24,7 @@ class Worker::Impl {
  public:
   // The UCX plane, with direct writes into the caches of workers on GPUs of this host.
   Result<std::unique_ptr<net::DataPlane>> with_peer_copies(std::unique_ptr<net::DataPlane> ucx) {
-    const std::string device_name = backend->name();  // "cuda:N"
-    const int device = std::stoi(device_name.substr(device_name.find(':') + 1));
-    RUNAHEAD_ASSIGN_OR_RETURN(auto memory, net::make_cuda_ipc_peer_memory(device));
+    RUNAHEAD_ASSIGN_OR_RETURN(auto memory, net::make_cuda_ipc_peer_memory(backend->device_index()));
     net::DirectWriteOptions direct;
     direct.name = options.name;
     direct.enabled = options.gpu_peer_copy;

@@ -55,6 +55,8 @@ class Backend {
 
   virtual std::string name() const = 0;  // "cpu", "cuda:0"
   virtual DeviceKind device_kind() const = 0;
+  // The GPU's ordinal for a device backend; -1 for the CPU.
+  virtual int device_index() const { return -1; }
   // The type activations, caches and (after upload) weights are held in.
   virtual DType compute_dtype() const = 0;
   virtual size_t free_memory_bytes() const = 0;

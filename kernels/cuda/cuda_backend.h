@@ -41,6 +41,7 @@ class CudaBackend final : public Backend {
 
   std::string name() const override { return name_; }
   DeviceKind device_kind() const override { return DeviceKind::kCuda; }
+  int device_index() const override { return device_; }
   DType compute_dtype() const override { return DType::kBF16; }
   size_t free_memory_bytes() const override;
 

@@ -25,6 +25,27 @@ __device__ float block_sum(float value, float* scratch) {
   return total;
 }
 
+// The second pass of an RMS norm, shared by the plain and the fused kernel: o = w * (x * inv_rms)
+// for one row, the block's threads striding over its columns.
+template <bool kVector>
+__device__ __forceinline__ void write_rms_scaled(const __nv_bfloat16* x,
+                                                 const __nv_bfloat16* weight, __nv_bfloat16* o,
+                                                 int64_t cols, float inv_rms) {
+  if constexpr (kVector) {
+    for (int64_t c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
+      Float8 v = load_bf16x8(x + c);
+      const Float8 w = load_bf16x8(weight + c);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) v.v[i] = w.v[i] * (v.v[i] * inv_rms);
+      store_bf16x8(o + c, v);
+    }
+  } else {
+    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+      o[c] = __float2bfloat16(__bfloat162float(weight[c]) * (__bfloat162float(x[c]) * inv_rms));
+    }
+  }
+}
+
 // One block per row. kVector: 8 columns per access (16-byte aligned rows).
 template <bool kVector>
 __global__ void rms_norm_kernel(const __nv_bfloat16* x, int64_t x_stride,
@@ -47,19 +68,7 @@ __global__ void rms_norm_kernel(const __nv_bfloat16* x, int64_t x_stride,
     }
   }
   const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(cols) + eps);
-  if constexpr (kVector) {
-    for (int64_t c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
-      Float8 v = load_bf16x8(in + c);
-      const Float8 w = load_bf16x8(weight + c);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) v.v[i] = w.v[i] * (v.v[i] * inv_rms);
-      store_bf16x8(o + c, v);
-    }
-  } else {
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-      o[c] = __float2bfloat16(__bfloat162float(weight[c]) * (__bfloat162float(in[c]) * inv_rms));
-    }
-  }
+  write_rms_scaled<kVector>(in, weight, o, cols, inv_rms);
 }
 
 // Two passes over the row (mean, then variance about it) as the fp32 reference does.
@@ -121,19 +130,7 @@ __global__ void add_rms_norm_kernel(__nv_bfloat16* residual, int64_t residual_st
     }
   }
   const float inv_rms = rsqrtf(block_sum(sum_squares, scratch) / static_cast<float>(cols) + eps);
-  if constexpr (kVector) {
-    for (int64_t c = threadIdx.x * 8; c < cols; c += blockDim.x * 8) {
-      Float8 v = load_bf16x8(h + c);
-      const Float8 w = load_bf16x8(weight + c);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) v.v[i] = w.v[i] * (v.v[i] * inv_rms);
-      store_bf16x8(o + c, v);
-    }
-  } else {
-    for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
-      o[c] = __float2bfloat16(__bfloat162float(weight[c]) * (__bfloat162float(h[c]) * inv_rms));
-    }
-  }
+  write_rms_scaled<kVector>(h, weight, o, cols, inv_rms);
 }
 
 // residual += delta, out = layer_norm(residual), with layer_norm_kernel's two statistics passes.
