@@ -125,7 +125,11 @@ TEST(CalibrateClusterTest, WritesAProfileTheCoordinatorPlansWith) {
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names, (std::vector<std::string>{"w0", "w1"}));
   for (const ProfileWorker& worker : profile->workers) {
-    EXPECT_GT(worker.cost.slice.per_token + worker.cost.fixed_seconds, 0.0) << worker.name;
+    // The fit is non-negative; on a loaded machine timing noise may put a tiny model's whole
+    // cost into any one of its terms, so the test asks for a measured cost, not a given term.
+    EXPECT_GT(worker.cost.slice.per_token + worker.cost.slice.per_key + worker.cost.fixed_seconds,
+              0.0)
+        << worker.name;
     EXPECT_EQ(worker.backend.empty(), false);
   }
   ASSERT_EQ(profile->searched.size(), 2U);
