@@ -1,5 +1,6 @@
 #include "actors/slice_run.h"
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -75,16 +76,11 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
   run->stage_out_ =
       plan.successor.has_value() && !plan.send_direct && (plan.force_host_staging || !reachable);
   if (run->stage_in_ || run->stage_out_) {
-    const size_t bytes =
-        static_cast<size_t>(run->cache_->n_layers()) * run->cache_->block_bytes(plan.end);
-    auto host_copy = buffers.host_staging != nullptr ? buffers.host_staging->take(bytes)
-                                                     : transformer.backend().allocate_host(bytes);
-    if (!host_copy) {
-      return make_error(ErrorCode::kResourceExhausted,
-                        request_name(plan.request_id) + ": host staging of " +
-                            std::to_string(bytes >> 20) + " MiB: " + host_copy.error().message);
-    }
-    run->host_copy_ = std::move(host_copy).value();
+    // Own rows are staged only when they leave staged; the prefix whenever it passes here.
+    run->host_rows_per_layer_ = run->stage_out_ ? plan.end : plan.begin;
+    run->host_staging_pool_ = buffers.host_staging;
+    run->host_staging_ready_ = false;
+    if (!buffers.defer_host_staging) RUNAHEAD_RETURN_IF_ERROR(run->allocate_host_staging());
   }
   if (plan.begin > 0 && plan.receive_direct) {
     // The predecessor writes the prefix straight into this cache: expose all of it.
@@ -112,8 +108,44 @@ SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_p
       io_post_(std::move(io_post)),
       arrived_(static_cast<size_t>(transformer.config().n_layers)),
       expected_(static_cast<size_t>(transformer.config().n_layers)),
+      staged_in_rows_(static_cast<size_t>(transformer.config().n_layers), 0),
       timeline_(static_cast<size_t>(transformer.config().n_layers)),
       holding_sends_(plan.hold_sends) {}
+
+SliceRun::~SliceRun() {
+  drain_copies();
+}
+
+bool SliceRun::host_staging_pending() const {
+  std::lock_guard lock(mutex_);
+  return !host_staging_ready_;
+}
+
+Status SliceRun::allocate_host_staging() {
+  {
+    std::lock_guard lock(mutex_);
+    if (host_staging_ready_) return Status::ok();
+  }
+  const size_t bytes =
+      static_cast<size_t>(cache_->n_layers()) * cache_->block_bytes(host_rows_per_layer_);
+  auto host_copy = host_staging_pool_ != nullptr ? host_staging_pool_->take(bytes)
+                                                 : transformer_.backend().allocate_host(bytes);
+  if (!host_copy) {
+    Status failed =
+        make_error(ErrorCode::kResourceExhausted,
+                   request_name(plan_.request_id) + ": host staging of " +
+                       std::to_string(bytes >> 20) + " MiB: " + host_copy.error().message);
+    cancel(failed);
+    return failed;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    host_copy_ = std::move(host_copy).value();
+    host_staging_ready_ = true;
+  }
+  changed_.notify_all();
+  return Status::ok();
+}
 
 Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
   const std::string where =
@@ -133,6 +165,9 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
                                                 " bytes, expected " + std::to_string(want));
   }
   std::lock_guard lock(mutex_);
+  if (!host_staging_ready_) {
+    return make_error(ErrorCode::kProtocol, where + ": arrived before this worker was ready");
+  }
   if (overlaps(arrived_[header.layer], header.token_begin, header.token_end) ||
       overlaps(expected_[header.layer], header.token_begin, header.token_end)) {
     return make_error(ErrorCode::kProtocol, where + ": overlaps a block already received");
@@ -142,7 +177,7 @@ Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
 }
 
 void* SliceRun::host_rows(int layer, int64_t from) const {
-  const size_t layer_bytes = cache_->block_bytes(plan_.end);
+  const size_t layer_bytes = cache_->block_bytes(host_rows_per_layer_);
   return static_cast<char*>(host_copy_.data()) + static_cast<size_t>(layer) * layer_bytes +
          cache_->block_bytes(from);
 }
@@ -170,6 +205,9 @@ void SliceRun::on_block(const net::KvBlockHeader& header, Status status) {
     pending.erase(it);
     arrived_[header.layer][header.token_begin] = header.token_end;
     timeline_[header.layer].bytes_in += header.payload_bytes;
+  }
+  if (stage_in_) {
+    stage_in_block(static_cast<int>(header.layer), header.token_begin, header.token_end);
   }
   // Cut-through: the successor needs the whole prefix, so pass the block on right away.
   if (cut_through())
@@ -243,7 +281,7 @@ void SliceRun::send_block(int layer, int64_t from, int64_t to) {
         data_plane_.post_write(target.id, offset, header, outgoing_rows(layer, from, to)));
   }
   std::lock_guard lock(mutex_);
-  if (from == plan_.begin) ++own_blocks_posted_;  // forwarded blocks all lie before begin
+  if (from >= plan_.begin) own_rows_posted_ += to - from;  // forwarded blocks lie before begin
   if (from < plan_.begin) forwarded_rows_ += to - from;
   for (Result<net::SendHandle>& handle : handles) {
     ++sends_posted_;
@@ -301,8 +339,95 @@ int64_t SliceRun::received_rows(int layer) const {
   return rows;
 }
 
+int64_t SliceRun::rows_on_device(int layer) const {
+  return stage_in_ ? staged_in_rows_[static_cast<size_t>(layer)] : received_rows(layer);
+}
+
+void SliceRun::copy_finished() {
+  // Notified under the lock: once the destructor's wait sees zero, nothing here touches the run.
+  std::lock_guard lock(mutex_);
+  --copies_in_flight_;
+  changed_.notify_all();
+}
+
+void SliceRun::drain_copies() {
+  // Every issued copy reports exactly once (Backend::CopyDone), failed or not.
+  std::unique_lock lock(mutex_);
+  changed_.wait(lock, [&] { return copies_in_flight_ == 0; });
+}
+
+void SliceRun::stage_in_block(int layer, int64_t from, int64_t to) {
+  {
+    std::lock_guard lock(mutex_);
+    if (failure_) return;  // the run is over: nothing reads the cache any more
+    ++copies_in_flight_;
+  }
+  Status issued = transformer_.backend().copy_from_host_async(
+      host_rows(layer, from), cache_->block(layer, from, to), [this, layer, from, to](Status done) {
+        if (!done.is_ok()) {
+          cancel(make_error(done.code(), request_name(plan_.request_id) + ": copying layer " +
+                                             std::to_string(layer) + " tokens [" +
+                                             std::to_string(from) + ", " + std::to_string(to) +
+                                             ") to the device: " + done.message()));
+        } else {
+          std::lock_guard lock(mutex_);
+          staged_in_rows_[static_cast<size_t>(layer)] += to - from;
+        }
+        copy_finished();
+      });
+  if (!issued.is_ok()) {
+    cancel(make_error(issued.code(), request_name(plan_.request_id) + ": copying layer " +
+                                         std::to_string(layer) +
+                                         " to the device: " + issued.message()));
+    copy_finished();
+  }
+}
+
+Status SliceRun::stage_and_send(int layer, int64_t from, int64_t to) {
+  const int64_t chunk_rows =
+      plan_.staging_chunk_bytes == 0
+          ? to - from
+          : std::max<int64_t>(
+                1, static_cast<int64_t>(plan_.staging_chunk_bytes / cache_->bytes_per_token()));
+  for (int64_t chunk = from; chunk < to; chunk += chunk_rows) {
+    const int64_t chunk_end = std::min(to, chunk + chunk_rows);
+    {
+      std::lock_guard lock(mutex_);
+      ++copies_in_flight_;
+    }
+    Status issued = transformer_.backend().copy_to_host_async(
+        cache_->block(layer, chunk, chunk_end), host_rows(layer, chunk),
+        [this, layer, chunk, chunk_end](Status done) {
+          if (done.is_ok()) {
+            io_post_([this, layer, chunk, chunk_end] { send_block(layer, chunk, chunk_end); });
+          } else {
+            cancel(make_error(done.code(), request_name(plan_.request_id) + ": copying layer " +
+                                               std::to_string(layer) +
+                                               " to the host: " + done.message()));
+          }
+          copy_finished();
+        });
+    if (!issued.is_ok()) {
+      copy_finished();
+      return make_error(issued.code(), request_name(plan_.request_id) + ": copying layer " +
+                                           std::to_string(layer) +
+                                           " to the host: " + issued.message());
+    }
+  }
+  return Status::ok();
+}
+
 Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                      std::chrono::steady_clock::time_point deadline) {
+  Status status = run_layers(tokens, workspace, deadline);
+  // A failed run takes no more blocks to the device; the copies it issued still refer to it.
+  if (!status.is_ok()) cancel(status);
+  drain_copies();
+  return status;
+}
+
+Status SliceRun::run_layers(std::span<const int32_t> tokens, Workspace& workspace,
+                            std::chrono::steady_clock::time_point deadline) {
   using Clock = std::chrono::steady_clock;
   if (static_cast<int64_t>(tokens.size()) != plan_.end - plan_.begin) {
     return make_error(ErrorCode::kInvalidArgument, request_name(plan_.request_id) + ": slice has " +
@@ -312,6 +437,15 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
   }
   Backend& backend = transformer_.backend();
   RUNAHEAD_RETURN_IF_ERROR(transformer_.check_slice(tokens, plan_.begin, workspace, *cache_));
+  {
+    std::unique_lock lock(mutex_);
+    if (!changed_.wait_until(lock, deadline,
+                             [&] { return failure_.has_value() || host_staging_ready_; })) {
+      return make_error(ErrorCode::kTimeout,
+                        request_name(plan_.request_id) + ": host staging memory not ready in time");
+    }
+    if (failure_) return *failure_;
+  }
   transformer_.embed(tokens, workspace);
   for (int layer = 0; layer < transformer_.config().n_layers; ++layer) {
     {
@@ -323,12 +457,11 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
     if (plan_.successor) {
       // The own K/V must be in the memory the data plane reads before it is handed over.
       if (stage_out_) {
-        RUNAHEAD_RETURN_IF_ERROR(backend.copy_to_host(cache_->block(layer, plan_.begin, plan_.end),
-                                                      host_rows(layer, plan_.begin)));
+        RUNAHEAD_RETURN_IF_ERROR(stage_and_send(layer, plan_.begin, plan_.end));
       } else {
         RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+        io_post_([this, layer] { send_block(layer, plan_.begin, plan_.end); });
       }
-      io_post_([this, layer] { send_block(layer, plan_.begin, plan_.end); });
     }
     double compute_seconds = seconds_since(compute_start);
 
@@ -336,7 +469,7 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
     {
       std::unique_lock lock(mutex_);
       const bool ready = changed_.wait_until(lock, deadline, [&] {
-        return failure_.has_value() || received_rows(layer) == plan_.begin;
+        return failure_.has_value() || rows_on_device(layer) == plan_.begin;
       });
       if (failure_) return *failure_;
       if (!ready) {
@@ -344,23 +477,18 @@ Status SliceRun::run(std::span<const int32_t> tokens, Workspace& workspace,
                           request_name(plan_.request_id) + ": timed out waiting for layer " +
                               std::to_string(layer) + " of the prefix [0, " +
                               std::to_string(plan_.begin) + ") from the previous worker (" +
-                              std::to_string(received_rows(layer)) + " tokens arrived)");
+                              std::to_string(received_rows(layer)) + " tokens arrived, " +
+                              std::to_string(rows_on_device(layer)) + " on the device)");
       }
-    }
-    if (stage_in_) {
-      // The whole prefix of this layer is in the host copy: one copy to the device.
-      RUNAHEAD_RETURN_IF_ERROR(
-          backend.copy_from_host(host_rows(layer, 0), cache_->block(layer, 0, plan_.begin)));
     }
     if (plan_.successor && plan_.begin > 0 && !cut_through()) {
-      // The prefix arrived in other memory than the next hop reads: move it, then forward it.
+      // The prefix arrived in other memory than the next hop reads (and is complete there):
+      // move it, then forward it.
       if (stage_out_) {
-        RUNAHEAD_RETURN_IF_ERROR(
-            backend.copy_to_host(cache_->block(layer, 0, plan_.begin), host_rows(layer, 0)));
+        RUNAHEAD_RETURN_IF_ERROR(stage_and_send(layer, 0, plan_.begin));
       } else {
-        RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+        io_post_([this, layer] { send_block(layer, 0, plan_.begin); });
       }
-      io_post_([this, layer] { send_block(layer, 0, plan_.begin); });
     }
     const double wait_seconds = seconds_since(wait_start);
 
@@ -389,13 +517,12 @@ Status SliceRun::status() const {
 
 Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
   if (!plan_.successor) return Status::ok();
-  const size_t own_blocks = static_cast<size_t>(transformer_.config().n_layers);
+  const auto layers = static_cast<int64_t>(transformer_.config().n_layers);
   std::unique_lock lock(mutex_);
   const bool done = changed_.wait_until(lock, deadline, [&] {
-    return failure_.has_value() ||
-           (own_blocks_posted_ == own_blocks &&
-            forwarded_rows_ == (fan_out_ ? 0 : static_cast<int64_t>(own_blocks) * plan_.begin) &&
-            sends_completed_ == sends_posted_);
+    return failure_.has_value() || (own_rows_posted_ == layers * (plan_.end - plan_.begin) &&
+                                    forwarded_rows_ == (fan_out_ ? 0 : layers * plan_.begin) &&
+                                    sends_completed_ == sends_posted_);
   });
   if (failure_) return *failure_;
   if (!done) {

@@ -12,11 +12,14 @@
 // hands it to the predecessor, release_sends() opens it).
 //
 // Where the data plane cannot reach the cache's memory (a GPU cache, UCX without CUDA), blocks
-// travel through a host copy of the cache laid out the same way, per direction: arriving blocks
-// land there and the compute thread copies each layer's prefix to the device once it is
-// complete; own blocks are copied to the host before the I/O thread sends them. Blocks are
-// forwarded cut-through where both directions use the same memory, else by the compute thread
-// once the layer's prefix is complete and in the memory the next hop reads.
+// travel through a host copy of the cache laid out the same way, per direction, in a pipeline:
+// own blocks are copied to the host in chunks (SlicePlan::staging_chunk_bytes) behind the
+// compute work, each chunk sent as soon as its copy completes; each arriving block is copied to
+// the device as soon as it lands, and the compute thread waits until the layer's whole prefix is
+// on the device. So the copy out, the transfer and the copy in of one layer overlap each other
+// and the compute. Blocks are forwarded cut-through where both directions use the same memory,
+// else by the compute thread once the layer's prefix is complete and in the memory the next hop
+// reads.
 #pragma once
 
 #include <atomic>
@@ -43,6 +46,9 @@ namespace runahead {
 struct SliceBuffers {
   BufferPool* host_staging = nullptr;
   BufferPool* kv_caches = nullptr;
+  // Leave the host staging copy to allocate_host_staging(): page-locking gigabytes takes
+  // seconds, which the thread that creates the run (the worker's I/O thread) cannot spend.
+  bool defer_host_staging = false;
 };
 
 struct SlicePlan {
@@ -64,6 +70,9 @@ struct SlicePlan {
   // The workers after this one, in chain order (the successor first): with fan-out each gets
   // this worker's own K/V directly.
   std::vector<net::PeerId> later_workers;
+  // Host-staged own blocks leave in chunks of about this many bytes (at least one token), so
+  // that copying one chunk out overlaps sending the one before; 0: each block whole.
+  size_t staging_chunk_bytes = size_t{4} << 20;
 };
 
 // What happened per layer, for the request's timeline.
@@ -87,10 +96,20 @@ class SliceRun {
                                                                 IoPost io_post,
                                                                 SliceBuffers buffers = {});
 
+  // Waits for the copies to and from host memory still in flight (they refer to this run).
+  ~SliceRun();
+  SliceRun(const SliceRun&) = delete;
+  SliceRun& operator=(const SliceRun&) = delete;
+
   const SlicePlan& plan() const { return plan_; }
   KvCache& cache() { return *cache_; }
   // Where the predecessor may write this cache directly (for SliceReady); empty if it cannot.
   const std::vector<uint8_t>& kv_target() const { return kv_target_; }
+  // The host staging copy is still to be allocated (SliceBuffers::defer_host_staging).
+  bool host_staging_pending() const;
+  // Allocates it (any thread, once, before the predecessor may send and before run()); on
+  // failure the run fails with the reason, which is also returned.
+  [[nodiscard]] Status allocate_host_staging();
 
   // --- I/O thread ---
   // Where an arriving block of this request goes; refuses blocks that do not fit the plan.
@@ -128,8 +147,20 @@ class SliceRun {
   SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_ptr<KvCache> cache,
            net::DataPlane& data_plane, IoPost io_post);
 
+  // The per-layer loop of run().
+  [[nodiscard]] Status run_layers(std::span<const int32_t> tokens, Workspace& workspace,
+                                  std::chrono::steady_clock::time_point deadline);
   // Posts rows [from, to) of `layer` to the successor (I/O thread).
   void send_block(int layer, int64_t from, int64_t to);
+  // Copies rows [from, to) of `layer` to the host copy in chunks, behind the compute work
+  // enqueued so far, and sends each chunk once it is there (compute thread).
+  [[nodiscard]] Status stage_and_send(int layer, int64_t from, int64_t to);
+  // Copies an arrived block from the host copy to the cache (I/O thread).
+  void stage_in_block(int layer, int64_t from, int64_t to);
+  // An asynchronous copy finished: one fewer in flight.
+  void copy_finished();
+  // Waits until no asynchronous copy is in flight.
+  void drain_copies();
   // Rows [from, to) of `layer` where arriving blocks land / where sent blocks are read from:
   // the cache, or its host copy in a staged direction.
   void* incoming_rows(int layer, int64_t from, int64_t to) const;
@@ -142,13 +173,20 @@ class SliceRun {
   // Opens a later worker's cache for direct writes; false (and the run failed) if it cannot.
   bool open_target(net::PeerId peer, const std::vector<uint8_t>& kv_target);
   int64_t received_rows(int layer) const;  // under mutex_
+  // Prefix rows of `layer` in the cache, where the compute reads them (under mutex_).
+  int64_t rows_on_device(int layer) const;
 
   const Transformer& transformer_;
   const SlicePlan plan_;
   std::shared_ptr<KvCache> cache_;  // shared with the data plane while exposed
-  Buffer host_copy_;        // staged only: rows [0, end) of every layer, in the cache's layout
-  bool stage_in_ = false;   // the prefix arrives in host_copy_
-  bool stage_out_ = false;  // blocks leave from host_copy_
+  // Staged only: per layer, rows [0, host_rows_per_layer_) in the cache's layout (the prefix,
+  // and the own rows where they leave staged).
+  Buffer host_copy_;
+  int64_t host_rows_per_layer_ = 0;
+  BufferPool* host_staging_pool_ = nullptr;
+  bool host_staging_ready_ = true;  // under mutex_
+  bool stage_in_ = false;           // the prefix arrives in host_copy_
+  bool stage_out_ = false;          // blocks leave from host_copy_
   std::vector<uint8_t> kv_target_;  // this cache, exposed for direct writes
   struct OpenTarget {
     uint64_t id = 0;       // the data plane's
@@ -164,6 +202,8 @@ class SliceRun {
   std::condition_variable changed_;
   std::vector<std::map<int64_t, int64_t>> arrived_;   // per layer: landed ranges begin -> end
   std::vector<std::map<int64_t, int64_t>> expected_;  // per layer: resolved, not yet landed
+  std::vector<int64_t> staged_in_rows_;               // per layer: copied from the host copy
+  size_t copies_in_flight_ = 0;                       // asynchronous host copies
   std::vector<LayerTiming> timeline_;
   std::optional<Status> failure_;
   std::vector<net::SendHandle> sends_in_flight_;  // I/O thread only
@@ -176,8 +216,8 @@ class SliceRun {
   std::vector<HeldBlock> held_blocks_;  // I/O thread only
   size_t sends_posted_ = 0;
   size_t sends_completed_ = 0;
-  size_t own_blocks_posted_ = 0;
-  int64_t forwarded_rows_ = 0;  // prefix rows passed on, all layers together
+  int64_t own_rows_posted_ = 0;  // own rows handed to the data plane, all layers together
+  int64_t forwarded_rows_ = 0;   // prefix rows passed on, all layers together
 };
 
 }  // namespace runahead

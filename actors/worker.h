@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -24,6 +25,10 @@ struct WorkerOptions {
   // Between GPUs of one host, write K/V straight into the next worker's GPU memory (CUDA IPC,
   // over NVLink where the GPUs have it); false sends everything through UCX.
   bool gpu_peer_copy = true;
+  // K/V staged through host memory (to a worker on another host, or with gpu_peer_copy off)
+  // leaves in chunks of this many bytes, so that copying to the host, sending and copying to the
+  // next GPU overlap; 0 copies each layer's block whole.
+  size_t staging_chunk_bytes = size_t{4} << 20;
   // Emulated link for benchmarks: K/V to the next worker capped at this rate (0: no cap) and
   // delayed by a random jitter up to this bound per block.
   double link_gbytes_per_second = 0.0;

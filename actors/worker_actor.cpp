@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "core/log.h"
 #include "model/sampler.h"
@@ -50,6 +51,11 @@ struct WorkerActor::Request {
   runtime::CancellationToken cancelled;
   bool last = false;
   bool finished = false;  // computed; kept until its sends stop reading the cache
+  // Allocates the run's host staging copy; joined here so that it never outlives the pools.
+  std::thread staging_allocation;
+  ~Request() {
+    if (staging_allocation.joinable()) staging_allocation.join();
+  }
 };
 
 WorkerActor::WorkerActor(WorkerContext context)
@@ -271,6 +277,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   plan.request_id = id;
   plan.begin = static_cast<int64_t>(assign.slice_begin);
   plan.end = static_cast<int64_t>(assign.slice_end);
+  plan.staging_chunk_bytes = context_.options.staging_chunk_bytes;
   plan.cache_tokens = last ? std::min<int64_t>(static_cast<int64_t>(assign.total_prompt_tokens) +
                                                    assign.max_new_tokens - 1,
                                                config.max_positions)
@@ -322,7 +329,11 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,
       [me = self()](std::function<void()> task) { (void)me.tell(IoTask{std::move(task)}); },
-      context_.buffers);
+      [&] {
+        SliceBuffers buffers = context_.buffers;
+        buffers.defer_host_staging = true;
+        return buffers;
+      }());
   if (!run) {
     return fail_request(
         id, make_error(run.error().code, describe() + ": request " + std::to_string(id) + ": " +
@@ -334,11 +345,26 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   request->cancelled = request_token(id);
   request->last = last;
   requests_[id] = request;
-  (void)send(net::SliceReady{.request_id = id,
-                             .worker_id = context_.worker_id,
-                             .index = request->assign.index,
-                             .kv_target = request->run->kv_target(),
-                             .direct_to_all = direct_to_all});
+  const net::SliceReady ready{.request_id = id,
+                              .worker_id = context_.worker_id,
+                              .index = request->assign.index,
+                              .kv_target = request->run->kv_target(),
+                              .direct_to_all = direct_to_all};
+  if (request->run->host_staging_pending()) {
+    // Page-locking the host staging copy (gigabytes for long prompts) takes seconds: off this
+    // thread, which must keep answering heartbeats. Ready once it is there; a failure fails
+    // the run, which the compute thread reports.
+    request->staging_allocation = std::thread([run = request->run, ready, me = self(), this] {
+      if (run->allocate_host_staging().is_ok()) {
+        (void)me.tell(IoTask{[this, run, ready] {
+          auto it = requests_.find(ready.request_id);
+          if (it != requests_.end() && it->second->run == run) (void)send(ready);
+        }});
+      }
+    });
+  } else {
+    (void)send(ready);
+  }
 
   // The computation, on the compute thread, in arrival order.
   const Transformer* transformer = context_.transformer;

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -72,6 +73,20 @@ class Backend {
   [[nodiscard]] virtual Status copy_to_host(Tensor src, void* dst) = 0;
   // Waits for all enqueued work; reports the first failure since the last check.
   [[nodiscard]] virtual Status synchronize() = 0;
+
+  // --- asynchronous copies (K/V staged through host memory, in chunks) ---
+  // Runs once per copy that was issued, when it finished (ok) or failed: on a thread of the
+  // backend's choosing (the caller's, for backends that copy at once). It must not call into
+  // the backend.
+  using CopyDone = std::function<void(Status)>;
+  // Copies src (may be strided) into contiguous host rows at dst once the work enqueued so far
+  // has finished, without waiting for it and without holding up work enqueued later. src and
+  // dst must stay valid and unchanged until `done` ran. An error here means nothing was issued
+  // and `done` will not run. Callable from any thread.
+  [[nodiscard]] virtual Status copy_to_host_async(Tensor src, void* dst, CopyDone done);
+  // Copies contiguous host rows into dst, not ordered with the enqueued work: dst must not be in
+  // use by it, and work that reads dst may be enqueued once `done` ran. Otherwise as above.
+  [[nodiscard]] virtual Status copy_from_host_async(const void* src, Tensor dst, CopyDone done);
   // The index of the largest value of a one-row tensor, the first on ties (as argmax() of
   // model/transformer.h on the row copied to the host); only the index leaves the backend.
   // Waits for pending work and reports failures as copy_to_host() does.

@@ -20,6 +20,18 @@ Result<Buffer> Backend::allocate_host(size_t bytes) {
   return Buffer(data, bytes, [](void* p) { std::free(p); });
 }
 
+Status Backend::copy_to_host_async(Tensor src, void* dst, CopyDone done) {
+  RUNAHEAD_RETURN_IF_ERROR(copy_to_host(src, dst));
+  done(Status::ok());
+  return Status::ok();
+}
+
+Status Backend::copy_from_host_async(const void* src, Tensor dst, CopyDone done) {
+  RUNAHEAD_RETURN_IF_ERROR(copy_from_host(src, dst));
+  done(Status::ok());
+  return Status::ok();
+}
+
 Result<std::unique_ptr<Backend>> make_backend(const std::string& device) {
   if (device == "cpu") return make_cpu_backend();
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {

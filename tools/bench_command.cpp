@@ -295,6 +295,16 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   command
       ->add_option_function<std::string>(
+          "--staging-chunk-mib",
+          [options](const std::string& mib) {
+            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
+                                                      {"--staging-chunk-mib", mib});
+          },
+          "K/V staged through host memory moves in chunks of this many MiB (0: whole blocks; "
+          "default 4)")
+      ->check(CLI::Range(0.0, 4096.0));
+  command
+      ->add_option_function<std::string>(
           "--link-jitter-ms",
           [options](const std::string& ms) {
             options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),

@@ -17,6 +17,7 @@ struct LocalOptions {
   std::string device = "cpu";
   std::string transports;
   bool peer_copy = true;
+  std::string staging_chunk_mib;  // empty: the workers' default
   PromptInput input;
   RequestOptions request;
   std::string partition = "balanced";
@@ -41,6 +42,9 @@ int run_local(const LocalOptions& options) {
   cluster_options.device = options.device;
   cluster_options.transports = options.transports;
   cluster_options.peer_copy = options.peer_copy;
+  if (!options.staging_chunk_mib.empty()) {
+    cluster_options.extra_worker_args = {"--staging-chunk-mib", options.staging_chunk_mib};
+  }
   cluster_options.startup_timeout_s = options.startup_timeout_s;
   cluster_options.coordinator.balanced_partition = options.partition == "balanced";
   cluster_options.coordinator.min_tokens_per_worker = options.min_tokens_per_worker;
@@ -82,6 +86,11 @@ void add_local_command(CLI::App& app) {
       "--no-peer-copy", [options] { options->peer_copy = false; },
       "with --device cuda: send K/V between the GPUs through UCX (staged through host memory) "
       "instead of copying it GPU to GPU (CUDA IPC, NVLink)");
+  command
+      ->add_option("--staging-chunk-mib", options->staging_chunk_mib,
+                   "K/V staged through host memory moves in chunks of this many MiB (0: whole "
+                   "blocks; default 4)")
+      ->check(CLI::Range(0.0, 4096.0));
   add_prompt_options(command, options->input, /*with_tokenizer_option=*/true);
   command
       ->add_option("--max-new-tokens", options->request.max_new_tokens,

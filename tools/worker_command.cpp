@@ -36,6 +36,16 @@ void add_worker_command(CLI::App& app) {
       "send K/V to a worker on another GPU of this host through UCX (staged through host "
       "memory) instead of copying it into that GPU's memory directly (CUDA IPC, NVLink)");
   command
+      ->add_option_function<double>(
+          "--staging-chunk-mib",
+          [options](double mib) {
+            options->staging_chunk_bytes = static_cast<size_t>(mib * 1024 * 1024);
+          },
+          "K/V staged through host memory moves in chunks of this many MiB, so that the copy "
+          "to the host, the transfer and the copy to the next GPU overlap (0: whole blocks)")
+      ->default_str("4")
+      ->check(CLI::Range(0.0, 4096.0));
+  command
       ->add_option("--link-gbps", options->link_gbytes_per_second,
                    "emulate a slower link: cap K/V sent to the next worker at this many GB/s "
                    "(0: no cap; for benchmarks)")

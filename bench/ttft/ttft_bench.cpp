@@ -1,7 +1,8 @@
 // Single-GPU time to first token: a random-weight model (weights generated on the GPU) runs a
 // prefill of N tokens and returns the last token's logits to the host. Also times the pieces
 // of one layer (attention, the four matrix products) at the same N, so the gap to the floor
-// can be placed.
+// can be placed. `--matmul-autotune both` runs the whole table with cuBLASLt's heuristic
+// matmul algorithms and again with autotuned ones, in one process on one GPU.
 #include <cuda_runtime_api.h>
 
 #include <CLI/CLI.hpp>
@@ -129,13 +130,22 @@ int run(int argc, char** argv) {
   int repeats = 3;
   bool profile = true;
   std::string json_path;
+  std::string autotune = "off";
   app.add_option("--model", preset, "model preset (model/random_model.h)");
   app.add_option("--tokens", lengths, "prompt lengths")->delimiter(',');
   app.add_option("--device", device, "GPU index");
-  app.add_option("--warmup", warmup, "untimed runs per length");
+  app.add_option("--warmup", warmup,
+                 "untimed runs per length (with matmul autotuning on, the tuning happens in "
+                 "the first)");
   app.add_option("--repeats", repeats, "timed runs per length (the median is reported)");
   app.add_flag("!--no-profile", profile, "skip the per-layer attention/matmul timing");
   app.add_option("--json", json_path, "append one JSON line per length to this file");
+  app.add_option("--matmul-autotune", autotune,
+                 "time cuBLASLt's candidate algorithms for prefill-sized matrix products (on), "
+                 "take its first heuristic choice (off, the runtime's default), or run the whole "
+                 "table once each, off then on, in this process on this GPU (both)")
+      ->check(CLI::IsMember({"on", "off", "both"}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto config = preset_config(preset);
@@ -171,88 +181,101 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  std::printf("%-8s %10s %10s %8s %12s %12s %12s %12s\n", "tokens", "ttft_ms", "min_ms", "mfu",
-              "attn_ms/l", "attn_TF/s", "matmul_ms/l", "matmul_TF/s");
-  for (int64_t n : lengths) {
-    std::mt19937_64 rng(static_cast<uint64_t>(n));
-    std::uniform_int_distribution<int32_t> id(0, config->vocab_size - 1);
-    std::vector<int32_t> prompt(static_cast<size_t>(n));
-    for (int32_t& t : prompt) t = id(rng);
-    std::vector<float> logits;
-    std::vector<double> times;
-    for (int i = 0; i < warmup + repeats; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      Status status = model.prefill_slice(prompt, 0, *workspace, *cache);
-      if (status) status = model.last_token_logits(*workspace, logits);
-      const double ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count();
-      if (!status) {
-        std::cerr << "prefill of " << n << " tokens: " << status.to_string() << "\n";
-        return 1;
+  // One table per autotune mode; the label line says which (with both, the same prompts and
+  // weights run twice on this GPU).
+  const auto run_table = [&](bool autotune_on) -> int {
+    gpu.set_matmul_autotune(autotune_on);
+    std::printf("matmul autotune: %s\n", autotune_on ? "on" : "off");
+    std::printf("%-8s %10s %10s %8s %12s %12s %12s %12s\n", "tokens", "ttft_ms", "min_ms", "mfu",
+                "attn_ms/l", "attn_TF/s", "matmul_ms/l", "matmul_TF/s");
+    for (int64_t n : lengths) {
+      std::mt19937_64 rng(static_cast<uint64_t>(n));
+      std::uniform_int_distribution<int32_t> id(0, config->vocab_size - 1);
+      std::vector<int32_t> prompt(static_cast<size_t>(n));
+      for (int32_t& t : prompt) t = id(rng);
+      std::vector<float> logits;
+      std::vector<double> times;
+      for (int i = 0; i < warmup + repeats; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        Status status = model.prefill_slice(prompt, 0, *workspace, *cache);
+        if (status) status = model.last_token_logits(*workspace, logits);
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
+        if (!status) {
+          std::cerr << "prefill of " << n << " tokens: " << status.to_string() << "\n";
+          return 1;
+        }
+        if (i >= warmup) times.push_back(ms);
       }
-      if (i >= warmup) times.push_back(ms);
+      const double ttft = median(times);
+      const double best = *std::min_element(times.begin(), times.end());
+      const double flops = config->prefill_flops(0, n);
+      // Model FLOPs utilization against the dense bf16 peak of an H100/H200 SXM (989 TFLOP/s).
+      const double mfu = flops / (ttft * 1e-3) / 989e12;
+      LayerProfile p;
+      if (profile) {
+        auto measured = profile_layer(*config, *weights, gpu, n);
+        if (!measured) {
+          std::cerr << measured.error().to_string() << "\n";
+          return 1;
+        }
+        p = *measured;
+      }
+      std::printf("%-8lld %10.1f %10.1f %7.1f%% %12.3f %12.1f %12.3f %12.1f\n",
+                  static_cast<long long>(n), ttft, best, 100.0 * mfu, p.attention_ms,
+                  p.attention_tflops, p.matmul_ms, p.matmul_tflops);
+      if (profile) {
+        const double flop_ms = p.attention_tflops * p.attention_ms;  // TF/s x ms
+        std::printf(
+            "         attention per layer (TF/s): wgmma %.3f ms (%.0f), mma4 %.3f ms (%.0f), "
+            "mma8 %.3f ms (%.0f)\n",
+            p.attention_ms_by_kernel[0], flop_ms / p.attention_ms_by_kernel[0],
+            p.attention_ms_by_kernel[1], flop_ms / p.attention_ms_by_kernel[1],
+            p.attention_ms_by_kernel[2], flop_ms / p.attention_ms_by_kernel[2]);
+        // GPU time per kind of operation over one whole prefill.
+        OpTimingBackend timing(gpu);
+        Transformer timed_model(*weights, timing);
+        Status status = timed_model.prefill_slice(prompt, 0, *workspace, *cache);
+        if (status) status = timed_model.last_token_logits(*workspace, logits);
+        if (!status) {
+          std::cerr << "timed prefill of " << n << " tokens: " << status.to_string() << "\n";
+          return 1;
+        }
+        std::vector<std::pair<double, std::string>> by_time;
+        double total = 0.0;
+        for (const auto& [op, ms] : timing.totals()) {
+          by_time.emplace_back(ms, op);
+          total += ms;
+        }
+        std::sort(by_time.rbegin(), by_time.rend());
+        std::printf("         GPU time by operation (sum %.1f ms of %.1f ms TTFT):\n", total, ttft);
+        for (const auto& [ms, op] : by_time) {
+          std::printf("           %-24s %9.2f ms %5.1f%%\n", op.c_str(), ms, 100.0 * ms / ttft);
+        }
+      }
+      std::fflush(stdout);
+      if (!json_path.empty()) {
+        std::ofstream json(json_path, std::ios::app);
+        json << "{\"impl\":\"runahead\",\"model\":\"" << preset << "\",\"matmul_autotune\":\""
+             << (autotune_on ? "on" : "off") << "\",\"device\":\"" << prop.name
+             << "\",\"tokens\":" << n << ",\"ttft_ms\":" << ttft << ",\"min_ms\":" << best
+             << ",\"prefill_tflop\":" << flops / 1e12 << ",\"mfu_989\":" << mfu
+             << ",\"attention_ms_per_layer\":" << p.attention_ms
+             << ",\"attention_tflops\":" << p.attention_tflops
+             << ",\"attention_ms_wgmma\":" << p.attention_ms_by_kernel[0]
+             << ",\"attention_ms_mma4\":" << p.attention_ms_by_kernel[1]
+             << ",\"attention_ms_mma8\":" << p.attention_ms_by_kernel[2]
+             << ",\"matmul_ms_per_layer\":" << p.matmul_ms
+             << ",\"matmul_tflops\":" << p.matmul_tflops << ",\"layers\":" << config->n_layers
+             << "}\n";
+      }
     }
-    const double ttft = median(times);
-    const double best = *std::min_element(times.begin(), times.end());
-    const double flops = config->prefill_flops(0, n);
-    // Model FLOPs utilization against the dense bf16 peak of an H100/H200 SXM (989 TFLOP/s).
-    const double mfu = flops / (ttft * 1e-3) / 989e12;
-    LayerProfile p;
-    if (profile) {
-      auto measured = profile_layer(*config, *weights, gpu, n);
-      if (!measured) {
-        std::cerr << measured.error().to_string() << "\n";
-        return 1;
-      }
-      p = *measured;
-    }
-    std::printf("%-8lld %10.1f %10.1f %7.1f%% %12.3f %12.1f %12.3f %12.1f\n",
-                static_cast<long long>(n), ttft, best, 100.0 * mfu, p.attention_ms,
-                p.attention_tflops, p.matmul_ms, p.matmul_tflops);
-    if (profile) {
-      const double flop_ms = p.attention_tflops * p.attention_ms;  // TF/s x ms
-      std::printf(
-          "         attention per layer (TF/s): wgmma %.3f ms (%.0f), mma4 %.3f ms (%.0f), "
-          "mma8 %.3f ms (%.0f)\n",
-          p.attention_ms_by_kernel[0], flop_ms / p.attention_ms_by_kernel[0],
-          p.attention_ms_by_kernel[1], flop_ms / p.attention_ms_by_kernel[1],
-          p.attention_ms_by_kernel[2], flop_ms / p.attention_ms_by_kernel[2]);
-      // GPU time per kind of operation over one whole prefill.
-      OpTimingBackend timing(gpu);
-      Transformer timed_model(*weights, timing);
-      Status status = timed_model.prefill_slice(prompt, 0, *workspace, *cache);
-      if (status) status = timed_model.last_token_logits(*workspace, logits);
-      if (!status) {
-        std::cerr << "timed prefill of " << n << " tokens: " << status.to_string() << "\n";
-        return 1;
-      }
-      std::vector<std::pair<double, std::string>> by_time;
-      double total = 0.0;
-      for (const auto& [op, ms] : timing.totals()) {
-        by_time.emplace_back(ms, op);
-        total += ms;
-      }
-      std::sort(by_time.rbegin(), by_time.rend());
-      std::printf("         GPU time by operation (sum %.1f ms of %.1f ms TTFT):\n", total, ttft);
-      for (const auto& [ms, op] : by_time) {
-        std::printf("           %-24s %9.2f ms %5.1f%%\n", op.c_str(), ms, 100.0 * ms / ttft);
-      }
-    }
-    std::fflush(stdout);
-    if (!json_path.empty()) {
-      std::ofstream json(json_path, std::ios::app);
-      json << "{\"impl\":\"runahead\",\"model\":\"" << preset << "\",\"device\":\"" << prop.name
-           << "\",\"tokens\":" << n << ",\"ttft_ms\":" << ttft << ",\"min_ms\":" << best
-           << ",\"prefill_tflop\":" << flops / 1e12 << ",\"mfu_989\":" << mfu
-           << ",\"attention_ms_per_layer\":" << p.attention_ms
-           << ",\"attention_tflops\":" << p.attention_tflops
-           << ",\"attention_ms_wgmma\":" << p.attention_ms_by_kernel[0]
-           << ",\"attention_ms_mma4\":" << p.attention_ms_by_kernel[1]
-           << ",\"attention_ms_mma8\":" << p.attention_ms_by_kernel[2]
-           << ",\"matmul_ms_per_layer\":" << p.matmul_ms << ",\"matmul_tflops\":" << p.matmul_tflops
-           << ",\"layers\":" << config->n_layers << "}\n";
-    }
+    return 0;
+  };
+  for (const bool autotune_on : {false, true}) {
+    if (autotune != "both" && autotune_on != (autotune == "on")) continue;
+    if (const int rc = run_table(autotune_on); rc != 0) return rc;
   }
   return 0;
 }

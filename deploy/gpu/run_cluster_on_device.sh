@@ -12,6 +12,8 @@
 #          random:llama2-7b), over GPU peer copies.
 #   slow   the same K/V through UCX over shared memory, capped at 10 GB/s (LINK_GBPS).
 #   noisy  GPU peer copies with up to JITTER_MS (default 2) ms of random delay per block.
+#   staged K/V through host memory and UCX shared memory, no cap, in chunks of each of
+#          STAGING_CHUNKS MiB (default "4 0"; 0: whole blocks, no pipelining within a block).
 # Logs and CSV files go to $OUT; a summary is printed last.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -58,7 +60,8 @@ for step in $steps; do
           extra=()
           case $variant in
             1) workers=1 ;;
-            ucx) extra=(--no-peer-copy --transports tcp) ;;
+            # Chunks of 64 KiB: several per block even for the small model.
+            ucx) extra=(--no-peer-copy --transports tcp --staging-chunk-mib 0.0625) ;;
           esac
           timeout 300 "$runahead" local --workers "$workers" --device cuda \
             --model "${CHECK_MODEL:-random:mini-llama}" --tokens "$ids" --max-new-tokens 8 \
@@ -90,7 +93,13 @@ PY
         --link-gbps "${LINK_GBPS:-10}" || status=1
       ;;
     noisy) bench noisy --link-jitter-ms "${JITTER_MS:-2}" || status=1 ;;
-    *) echo "unknown step '$step' (check, bench, slow, noisy)"; status=2 ;;
+    staged)
+      for chunk in ${STAGING_CHUNKS:-4 0}; do
+        bench "staged-chunk$chunk" --no-peer-copy --transports posix,sysv,self \
+          --staging-chunk-mib "$chunk" || status=1
+      done
+      ;;
+    *) echo "unknown step '$step' (check, bench, slow, noisy, staged)"; status=2 ;;
   esac
 done
 echo "status $status"

@@ -3,9 +3,12 @@
 # call (after deploy/gpu/build_bundle.sh here):
 #   bash deploy/gpu/run_on_device.sh tests bench hf        (carry .carry/gpu)
 # Steps: tests (cuda_test), memcheck (kernel tests under compute-sanitizer), bench (ttft_bench),
-# hf (Hugging Face peer), attn-ncu (one profile of the attention kernel).
+# hf (Hugging Face peer), attn-ncu (one profile of the attention kernel), staging
+# (staged_copy_bench: a K/V block between GPUs through host memory, whole and in chunks).
 # Logs go to $OUT (the device tool brings them back); a summary is printed last.
-# TOKENS (default 4096,16384,32768) sets the prompt lengths; GTEST_FILTER narrows the tests.
+# TOKENS (default 4096,16384,32768) sets the prompt lengths; GTEST_FILTER narrows the tests;
+# STAGING_ARGS adds flags to staged_copy_bench (e.g. "--sizes-mib 64 --chunks-mib 2,8"),
+# TTFT_ARGS to ttft_bench (e.g. "--matmul-autotune both").
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=$root/.carry/gpu
@@ -22,7 +25,8 @@ tokens=${TOKENS:-4096,16384,32768}
   nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm \
     --format=csv
 } 2>&1 | tee "$out/device.txt"
-missing=$(ldd "$bundle/bin/cuda_test" "$bundle/bin/ttft_bench" 2>&1 | grep "not found" | sort -u)
+missing=$(ldd "$bundle/bin/cuda_test" "$bundle/bin/ttft_bench" "$bundle/bin/staged_copy_bench" 2>&1 |
+  grep "not found" | sort -u)
 [[ -z "$missing" ]] || echo "missing libraries: $missing"
 
 status=0
@@ -33,7 +37,8 @@ for step in "$@"; do
         ${GTEST_FILTER:+--gtest_filter="$GTEST_FILTER"} >"$out/cuda_test.log" 2>&1 || status=1
       ;;
     bench)
-      "$bundle/bin/ttft_bench" --tokens "$tokens" --json "$out/ttft.jsonl" 2>&1 |
+      # shellcheck disable=SC2086  # TTFT_ARGS is a list of flags
+      "$bundle/bin/ttft_bench" --tokens "$tokens" ${TTFT_ARGS:-} --json "$out/ttft.jsonl" 2>&1 |
         tee "$out/ttft_bench.log" || status=1
       ;;
     hf)
@@ -52,7 +57,12 @@ for step in "$@"; do
         "$bundle/bin/ttft_bench" --tokens 16384 --warmup 0 --repeats 1 >"$out/ncu.txt" 2>&1 ||
         status=1
       ;;
-    *) echo "unknown step '$step' (tests, memcheck, bench, hf, attn-ncu)"; status=2 ;;
+    staging)
+      # shellcheck disable=SC2086  # STAGING_ARGS is a list of flags
+      "$bundle/bin/staged_copy_bench" ${STAGING_ARGS:-} --csv "$out/staging.csv" 2>&1 |
+        tee "$out/staging.log" || status=1
+      ;;
+    *) echo "unknown step '$step' (tests, memcheck, bench, hf, attn-ncu, staging)"; status=2 ;;
   esac
 done
 
@@ -60,5 +70,5 @@ echo "=== summary ==="
 if [[ -f "$out/cuda_test.log" ]]; then
   grep -E "rel-err|argmax|FAILED|PASSED|SKIPPED|tests ran" "$out/cuda_test.log" | tail -n 70
 fi
-for log in ttft_bench hf; do [[ -f "$out/$log.log" ]] && cat "$out/$log.log"; done
+for log in ttft_bench hf staging; do [[ -f "$out/$log.log" ]] && cat "$out/$log.log"; done
 exit $status

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -26,6 +27,22 @@ namespace {
 
 std::string cuda_error_text(cudaError_t error) {
   return std::string(cudaGetErrorName(error)) + " (" + cudaGetErrorString(error) + ")";
+}
+
+// A copy's completion, from CUDA's callback thread: owns the callback and says what failed.
+struct CopyCompletion {
+  Backend::CopyDone done;
+  std::string what;
+};
+
+void CUDART_CB copy_completed(cudaStream_t /*stream*/, cudaError_t status, void* data) {
+  std::unique_ptr<CopyCompletion> completion(static_cast<CopyCompletion*>(data));
+  if (status == cudaSuccess) {
+    completion->done(Status::ok());
+  } else {
+    completion->done(
+        make_error(ErrorCode::kDevice, completion->what + " failed: " + cuda_error_text(status)));
+  }
 }
 
 [[maybe_unused]] bool is_bf16(const Tensor& t) {
@@ -66,6 +83,16 @@ Result<std::unique_ptr<CudaBackend>> CudaBackend::create(int device) {
     return make_error(ErrorCode::kDevice,
                       backend->name_ + ": cannot create a stream: " + cuda_error_text(error));
   }
+  for (int i = 0; i < kCopyStreams; ++i) {
+    for (cudaStream_t* copy_stream :
+         {&backend->to_host_streams_[i], &backend->from_host_streams_[i]}) {
+      error = cudaStreamCreateWithFlags(copy_stream, cudaStreamNonBlocking);
+      if (error != cudaSuccess) {
+        return make_error(ErrorCode::kDevice, backend->name_ + ": cannot create a copy stream: " +
+                                                  cuda_error_text(error));
+      }
+    }
+  }
   auto matmul = CublasLtMatmul::create();
   if (!matmul) {
     return make_error(matmul.error().code, backend->name_ + ": " + matmul.error().message);
@@ -84,11 +111,17 @@ CudaBackend::CudaBackend(int device, const cudaDeviceProp& properties)
 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
-  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  for (cudaStream_t each : {stream_, to_host_streams_[0], to_host_streams_[1],
+                            from_host_streams_[0], from_host_streams_[1]}) {
+    if (each != nullptr) cudaStreamSynchronize(each);
+  }
   matmul_.reset();
   if (device_tokens_ != nullptr) cudaFree(device_tokens_);
   if (device_argmax_ != nullptr) cudaFree(device_argmax_);
-  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  for (cudaStream_t each : {stream_, to_host_streams_[0], to_host_streams_[1],
+                            from_host_streams_[0], from_host_streams_[1]}) {
+    if (each != nullptr) cudaStreamDestroy(each);
+  }
 }
 
 size_t CudaBackend::free_memory_bytes() const {
@@ -186,6 +219,60 @@ Status CudaBackend::copy_to_host(Tensor src, void* dst) {
   return synchronize();
 }
 
+Status CudaBackend::enqueue_copy(cudaStream_t stream, void* dst, size_t dst_pitch, const void* src,
+                                 size_t src_pitch, size_t row_bytes, size_t rows,
+                                 cudaMemcpyKind kind, const char* what, CopyDone done) {
+  const std::string description = name_ + ": " + what + " of " + std::to_string(rows) +
+                                  " rows of " + std::to_string(row_bytes) + " bytes";
+  // The calling thread (the I/O thread, say) may not have this device current.
+  cudaError_t error = cudaSetDevice(device_);
+  if (error == cudaSuccess && rows > 0 && row_bytes > 0) {
+    error = cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, row_bytes, rows, kind, stream);
+  }
+  auto completion = std::make_unique<CopyCompletion>(CopyCompletion{std::move(done), description});
+  if (error == cudaSuccess) {
+    error = cudaStreamAddCallback(stream, copy_completed, completion.get(), 0);
+  }
+  if (error != cudaSuccess) {
+    cudaGetLastError();  // an issue error is this copy's, not a later operation's
+    return make_error(ErrorCode::kDevice, description + ": " + cuda_error_text(error));
+  }
+  completion.release();  // copy_completed owns it now
+  return Status::ok();
+}
+
+Status CudaBackend::copy_to_host_async(Tensor src, void* dst, CopyDone done) {
+  const size_t row_bytes = static_cast<size_t>(src.cols) * dtype_size(src.dtype);
+  const size_t pitch = static_cast<size_t>(src.row_stride) * dtype_size(src.dtype);
+  cudaError_t error = cudaSetDevice(device_);
+  // The copy waits for the work enqueued so far (what writes src), and only for that.
+  cudaStream_t copy_stream = to_host_streams_[next_copy_stream_++ % kCopyStreams];
+  cudaEvent_t written = nullptr;
+  if (error == cudaSuccess) error = cudaEventCreateWithFlags(&written, cudaEventDisableTiming);
+  if (error == cudaSuccess) error = cudaEventRecord(written, stream_);
+  if (error == cudaSuccess) error = cudaStreamWaitEvent(copy_stream, written, 0);
+  // Released by the runtime once the event completed.
+  if (written != nullptr) cudaEventDestroy(written);
+  if (error != cudaSuccess) {
+    cudaGetLastError();
+    return make_error(ErrorCode::kDevice, name_ +
+                                              ": ordering a copy to the host after the "
+                                              "enqueued work: " +
+                                              cuda_error_text(error));
+  }
+  return enqueue_copy(copy_stream, dst, row_bytes, src.data, pitch, row_bytes,
+                      static_cast<size_t>(src.rows), cudaMemcpyDeviceToHost, "copy to the host",
+                      std::move(done));
+}
+
+Status CudaBackend::copy_from_host_async(const void* src, Tensor dst, CopyDone done) {
+  const size_t row_bytes = static_cast<size_t>(dst.cols) * dtype_size(dst.dtype);
+  const size_t pitch = static_cast<size_t>(dst.row_stride) * dtype_size(dst.dtype);
+  return enqueue_copy(from_host_streams_[next_copy_stream_++ % kCopyStreams], dst.data, pitch, src,
+                      row_bytes, row_bytes, static_cast<size_t>(dst.rows), cudaMemcpyHostToDevice,
+                      "copy from the host", std::move(done));
+}
+
 Result<int32_t> CudaBackend::argmax(Tensor row) {
   assert(row.rows == 1);
   record(launch_argmax(row, device_argmax_, stream_), "argmax",
@@ -269,6 +356,10 @@ void CudaBackend::matmul(Tensor x, Tensor w, Tensor bias, Tensor out) {
   if (x.rows == 0) return;
   Status status = matmul_->run(x, w, bias, out, stream_);
   if (!status) record_failure(status.code(), status.message());
+}
+
+void CudaBackend::set_matmul_autotune(bool on) {
+  matmul_->set_autotune(on);
 }
 
 void CudaBackend::rope(const RopeArgs& args) {

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -51,6 +52,11 @@ class CudaBackend final : public Backend {
   Status copy_from_host(const void* src, Tensor dst) override;
   Status copy_to_host(Tensor src, void* dst) override;
   Status synchronize() override;
+  // On copy streams of their own, two per direction (both copy engines work at once, and one
+  // stream copies while the other waits for its completion callback, which holds its stream
+  // until it returned); completion is reported from CUDA's callback thread.
+  Status copy_to_host_async(Tensor src, void* dst, CopyDone done) override;
+  Status copy_from_host_async(const void* src, Tensor dst, CopyDone done) override;
   Result<int32_t> argmax(Tensor row) override;
   Status fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) override;
 
@@ -73,6 +79,9 @@ class CudaBackend final : public Backend {
   void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
   // Warps per block of the mma.sync attention (4 or 8; 0 picks from the device).
   void set_attention_warps(int warps) { attention_warps_ = warps; }
+  // Times cuBLASLt's candidate algorithms for prefill-sized matrix products, or takes its first
+  // heuristic choice (the default; CublasLtMatmul::set_autotune).
+  void set_matmul_autotune(bool on);
 
   int device() const { return device_; }
   cudaStream_t stream() const { return stream_; }
@@ -86,11 +95,19 @@ class CudaBackend final : public Backend {
   void record_failure(ErrorCode code, const std::string& message);
   Status take_failure();
   Status ensure_token_capacity(int64_t count);
+  // Issues one 2-D copy on `stream` and its completion callback.
+  Status enqueue_copy(cudaStream_t stream, void* dst, size_t dst_pitch, const void* src,
+                      size_t src_pitch, size_t row_bytes, size_t rows, cudaMemcpyKind kind,
+                      const char* what, CopyDone done);
 
   int device_ = 0;
   std::string name_;
   cudaDeviceProp properties_{};
   cudaStream_t stream_ = nullptr;
+  static constexpr int kCopyStreams = 2;  // per direction
+  cudaStream_t to_host_streams_[kCopyStreams] = {};
+  cudaStream_t from_host_streams_[kCopyStreams] = {};
+  std::atomic<unsigned> next_copy_stream_{0};
   std::unique_ptr<CublasLtMatmul> matmul_;
   int32_t* device_tokens_ = nullptr;
   int32_t* device_argmax_ = nullptr;  // argmax()'s result, one int32

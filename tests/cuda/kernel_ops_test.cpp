@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 
+#include "kernels/cuda/matmul.h"
 #include "model/transformer.h"
 #include "tests/cuda/twin_tensor.h"
 
@@ -153,6 +154,64 @@ TEST_F(CudaKernelTest, MatmulWritesIntoColumnSlice) {
   cpu_->matmul(x.cpu, w.cpu, Tensor{}, wide.cpu.cols_slice(128, 256));
   gpu_->matmul(x.gpu, w.gpu, Tensor{}, wide.gpu.cols_slice(128, 256));
   EXPECT_LT(compare(*cpu_, *gpu_, wide, "matmul into columns [128, 256) of 384"), kBf16Tolerance);
+}
+
+TEST_F(CudaKernelTest, AutotunedMatmulMatchesReferenceAndReusesItsBucket) {
+  // A matmul of its own, so that the counts start at zero: the first prefill-sized product of
+  // the n <= 1024 bucket times the candidates; another n of that bucket takes the tuned
+  // algorithm once cuBLASLt checked it (or the heuristic's when the check fails); a repeated
+  // shape plans nothing; a decode-sized product is not tuned.
+  auto created = CublasLtMatmul::create();
+  ASSERT_TRUE(created.is_ok()) << created.error().to_string();
+  CublasLtMatmul& matmul = **created;
+  ASSERT_FALSE(matmul.autotune()) << "autotuning is off by default";
+  matmul.set_autotune(true);
+  const int64_t k = 2048;
+  const int64_t m = 1536;
+  TwinMatrix w = make_twin(*cpu_, *gpu_, m, k, rng_, 1.0f / std::sqrt(float(k)));
+  TwinMatrix bias = make_twin(*cpu_, *gpu_, 1, m, rng_, 0.5f);
+  struct Step {
+    int64_t n;
+    bool tuned_size;
+    int64_t tuned;
+    int64_t reused_or_refused;  // AutotuneCounts::reused + check_failed
+  };
+  for (const Step& step : {Step{1024, true, 1, 0}, Step{777, true, 1, 1}, Step{1024, true, 1, 1},
+                           Step{16, false, 1, 1}}) {
+    const std::string what = "autotuned matmul " + std::to_string(step.n) + "x" +
+                             std::to_string(k) + " by " + std::to_string(m) + " +bias";
+    ASSERT_EQ(step.n * k * m >= CublasLtMatmul::kAutotuneMinProduct, step.tuned_size) << what;
+    TwinMatrix x = make_twin(*cpu_, *gpu_, step.n, k, rng_);
+    TwinMatrix out = make_twin(*cpu_, *gpu_, step.n, m, rng_);
+    testing::poison(*gpu_, out);
+    cpu_->matmul(x.cpu, w.cpu, bias.cpu, out.cpu);
+    const Status status = matmul.run(x.gpu, w.gpu, bias.gpu, out.gpu, gpu_->stream());
+    ASSERT_TRUE(status.is_ok()) << what << ": " << status.to_string();
+    EXPECT_LT(compare(*cpu_, *gpu_, out, what), kBf16Tolerance);
+    const CublasLtMatmul::AutotuneCounts& counts = matmul.autotune_counts();
+    EXPECT_EQ(counts.tuned, step.tuned) << what;
+    EXPECT_EQ(counts.reused + counts.check_failed, step.reused_or_refused) << what;
+  }
+  for (const std::string& line : matmul.autotune_report()) {
+    std::printf("[ autotune ] %s\n", line.c_str());
+  }
+  EXPECT_FALSE(matmul.autotune_report().empty());
+
+  // Through the backend, tuned and not, on a strided input: the same product either way.
+  for (const bool on : {true, false}) {
+    gpu_->set_matmul_autotune(on);
+    TwinMatrix x = make_twin(*cpu_, *gpu_, 1500, k, rng_, 1.0f, 0.0f, k + 64);
+    TwinMatrix out = make_twin(*cpu_, *gpu_, 1500, m, rng_);
+    testing::poison(*gpu_, out);
+    cpu_->matmul(x.cpu, w.cpu, Tensor{}, out.cpu);
+    gpu_->matmul(x.gpu, w.gpu, Tensor{}, out.gpu);
+    ASSERT_TRUE(gpu_->synchronize().is_ok());
+    EXPECT_LT(compare(*cpu_, *gpu_, out,
+                      std::string("backend matmul 1500x2048 stride 2112 by 1536, autotune ") +
+                          (on ? "on" : "off")),
+              kBf16Tolerance);
+  }
+  gpu_->set_matmul_autotune(false);
 }
 
 TEST_F(CudaKernelTest, RopeMatchesReferenceInBothStyles) {

@@ -14,6 +14,7 @@
 #include "net/direct_write_data_plane.h"
 #include "net/loopback_data_plane.h"
 #include "net/peer_memory.h"
+#include "tests/support/deferred_copy_backend.h"
 #include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
 
@@ -76,6 +77,10 @@ struct ChainMode {
   // Every pair direct (direct_workers must cover the chain): each worker writes its own K/V to
   // every later one, nothing is forwarded.
   bool fan_out = false;
+  // Host-staged own blocks leave in chunks of this many bytes (0: the default).
+  size_t chunk_bytes = 0;
+  // Staging memory allocated after the runs are created, on other threads (as a worker does).
+  bool defer_staging = false;
 };
 
 ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
@@ -108,6 +113,7 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;
     plan.force_host_staging = mode.staged;
+    if (mode.chunk_bytes > 0) plan.staging_chunk_bytes = mode.chunk_bytes;
     if (i + 1 < workers) {
       plan.successor = i + 1;
       EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
@@ -122,9 +128,10 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
       }
     }
     if (i > 0) plan.receive_direct = planes[i]->direct_path(planes[i - 1]->local_address());
-    auto run = SliceRun::create(t, plan, *planes[i], [&loops, i](std::function<void()> task) {
-      loops[i]->post(std::move(task));
-    });
+    auto run = SliceRun::create(
+        t, plan, *planes[i],
+        [&loops, i](std::function<void()> task) { loops[i]->post(std::move(task)); },
+        {.defer_host_staging = mode.defer_staging});
     EXPECT_TRUE(run) << run.error().to_string();
     runs[i] = std::move(run).value();
     SliceRun* raw = runs[i].get();
@@ -132,6 +139,16 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
                                  raw->cache().bytes_per_token(), uint64_t{1} << 30});
     planes[i]->set_receiver([raw](const net::KvBlockHeader& h) { return raw->resolve(h); },
                             [raw](const net::KvBlockHeader& h, Status s) { raw->on_block(h, s); });
+  }
+  if (mode.defer_staging) {
+    std::vector<std::thread> allocations;
+    for (size_t i = 0; i < workers; ++i) {
+      const bool staged_here = mode.staged && i >= mode.direct_workers && workers > 1;
+      EXPECT_EQ(runs[i]->host_staging_pending(), staged_here) << "worker " << i;
+      allocations.emplace_back(
+          [&runs, i] { EXPECT_TRUE(runs[i]->allocate_host_staging().is_ok()); });
+    }
+    for (auto& thread : allocations) thread.join();
   }
   for (size_t i = 0; i < workers; ++i) {
     loops[i] = std::make_unique<IoLoop>(*planes[i]);
@@ -245,6 +262,60 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
         EXPECT_EQ(got.bytes_out[i], want_bytes) << "worker " << i;
       }
       EXPECT_EQ(argmax(got.logits), argmax(want));
+      for (int layer = 0; layer < c.n_layers; ++layer) {
+        const Tensor block = cache->block(layer, 0, n);
+        std::vector<float> reference(static_cast<size_t>(block.elements()));
+        ASSERT_TRUE(model.backend->copy_to_host(block, reference.data()).is_ok());
+        EXPECT_LT(relative_error(got.cache[layer], reference), 1e-5) << "layer " << layer;
+      }
+    }
+  }
+}
+
+// Host staging as on a GPU: copies to and from host memory complete later, on other threads, in
+// chunks of a few tokens; a block read or sent before its copy completed shows up as wrong
+// logits or cache rows.
+TEST(ChainStagingTest, ChunkedCopiesThatCompleteLater) {
+  const ModelConfig c = testing::tiny_llama_config();
+  const testing::LoadedModel model =
+      testing::load_on(testing::random_host_model(c, 23),
+                       testing::make_deferred_copy_backend(make_cpu_backend(), 5));
+  ASSERT_NE(model.transformer, nullptr);
+  const Transformer& t = *model.transformer;
+  const std::vector<int32_t> prompt = testing::random_tokens(61, c.vocab_size, 9);
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  auto ws = t.make_workspace(n);
+  ASSERT_TRUE(ws);
+  auto cache = KvCache::create(*model.backend, c, n);
+  ASSERT_TRUE(cache);
+  ASSERT_TRUE(t.prefill_slice(prompt, 0, *ws, *cache).is_ok());
+  std::vector<float> want;
+  ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
+
+  const size_t token_bytes = cache->bytes_per_token();
+  for (size_t workers = 2; workers <= 4; ++workers) {
+    auto cuts = even_partition(n, static_cast<int>(workers));
+    ASSERT_TRUE(cuts);
+    // Chunks of one and of three tokens; the last link alone staged behind direct writes; and
+    // staged links after a direct one (a worker moving its direct prefix out through the host).
+    const std::vector<ChainMode> modes = {
+        {.staged = true, .chunk_bytes = token_bytes},
+        {.staged = true, .chunk_bytes = 3 * token_bytes, .defer_staging = true},
+        {.staged = true, .direct_workers = workers - 1, .chunk_bytes = 2 * token_bytes},
+        {.staged = true, .direct_workers = 1, .chunk_bytes = 3 * token_bytes}};
+    for (const ChainMode& mode : modes) {
+      if (mode.direct_workers >= workers) continue;
+      SCOPED_TRACE(std::to_string(workers) + " workers, " + std::to_string(mode.direct_workers) +
+                   " direct writers, chunks of " + std::to_string(mode.chunk_bytes / token_bytes) +
+                   " tokens");
+      const ChainResult got = run_chain(model, prompt, *cuts, mode);
+      ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
+      EXPECT_LT(relative_error(got.logits, want), 1e-5);
+      for (size_t i = 0; i + 1 < workers; ++i) {
+        EXPECT_EQ(got.bytes_out[i],
+                  static_cast<uint64_t>((*cuts)[i + 1]) * token_bytes * c.n_layers)
+            << "worker " << i;
+      }
       for (int layer = 0; layer < c.n_layers; ++layer) {
         const Tensor block = cache->block(layer, 0, n);
         std::vector<float> reference(static_cast<size_t>(block.elements()));

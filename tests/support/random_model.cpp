@@ -1,5 +1,7 @@
 #include "tests/support/random_model.h"
 
+#include <utility>
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -22,8 +24,12 @@ std::vector<int32_t> random_tokens(int count, int vocab, uint64_t seed) {
 }
 
 LoadedModel load_on_cpu(const HostModel& host) {
+  return load_on(host, make_cpu_backend());
+}
+
+LoadedModel load_on(const HostModel& host, std::unique_ptr<Backend> backend) {
   LoadedModel loaded;
-  loaded.backend = make_cpu_backend();
+  loaded.backend = std::move(backend);
   auto weights = upload_weights(host, *loaded.backend);
   if (!weights) {
     ADD_FAILURE() << weights.error().to_string();

@@ -27,5 +27,7 @@ struct LoadedModel {
   std::unique_ptr<Transformer> transformer;  // refers to *weights and *backend
 };
 LoadedModel load_on_cpu(const HostModel& host);
+// The same on `backend` (a decorated CPU backend, say).
+LoadedModel load_on(const HostModel& host, std::unique_ptr<Backend> backend);
 
 }  // namespace runahead::testing
