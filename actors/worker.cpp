@@ -10,6 +10,7 @@
 #include "actors/worker_actor.h"
 #include "core/log.h"
 #include "kernels/backend_factory.h"
+#include "kernels/fault_injecting_backend.h"
 #include "model/model_hash.h"
 #include "model/random_model.h"
 #include "net/control_client.h"
@@ -31,6 +32,16 @@ class Worker::Impl {
     return net::make_direct_write_data_plane(std::move(ucx), std::move(memory), direct);
   }
 
+  // The backend of options.device, wrapped when a fault is to be injected.
+  Result<std::unique_ptr<Backend>> make_device() {
+    RUNAHEAD_ASSIGN_OR_RETURN(std::unique_ptr<Backend> device, make_backend(options.device));
+    if (options.inject_device_fault_after_matmuls <= 0) return device;
+    auto faulty =
+        FaultInjectingBackend::wrap(std::move(device), options.inject_device_fault_after_matmuls);
+    fault_injection = faulty.get();
+    return std::unique_ptr<Backend>(std::move(faulty));
+  }
+
   explicit Impl(WorkerOptions worker_options) : options(std::move(worker_options)) {}
   ~Impl() { shutdown(); }
 
@@ -39,13 +50,13 @@ class Worker::Impl {
     set_cpu_threads(options.cpu_threads);
     if (is_random_model_path(options.model)) {
       // Generated on the device where the backend can (no host copy of a 7B model).
-      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
+      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_device());
       RUNAHEAD_ASSIGN_OR_RETURN(RandomWeights random, load_random_weights(options.model, *backend));
       weights = std::make_unique<ModelWeights>(std::move(random.weights));
       hash = std::move(random.hash);
     } else {
       RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(options.model));
-      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_backend(options.device));
+      RUNAHEAD_ASSIGN_OR_RETURN(backend, make_device());
       RUNAHEAD_ASSIGN_OR_RETURN(ModelWeights uploaded, upload_weights(host, *backend));
       weights = std::make_unique<ModelWeights>(std::move(uploaded));
       hash = model_hash(host);
@@ -56,6 +67,11 @@ class Worker::Impl {
                                      : (backend->device_kind() == DeviceKind::kCpu ? 32 : 2048);
     if (probe_tokens > 0) {
       RUNAHEAD_ASSIGN_OR_RETURN(cost, measure_slice_cost(*transformer, probe_tokens));
+    }
+    if (fault_injection != nullptr) {
+      fault_injection->start_counting();  // nothing computes again before the first request
+      log->warn("{}: the device will fail after {} matrix products (injected fault)", options.name,
+                options.inject_device_fault_after_matmuls);
     }
     log->info("{}: model {} (hash {}) on {}; cost per token {:.3g} s, per key {:.3g} s",
               options.name, options.model, hash, backend->name(), cost.per_token, cost.per_key);
@@ -162,6 +178,8 @@ class Worker::Impl {
 
   WorkerOptions options;
   std::unique_ptr<Backend> backend;
+  // The backend, when it injects a fault.
+  FaultInjectingBackend* fault_injection = nullptr;
   std::unique_ptr<BufferPool> host_staging;  // after the backend: destroyed before it
   std::unique_ptr<BufferPool> kv_caches;
   std::unique_ptr<ModelWeights> weights;

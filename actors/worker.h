@@ -41,6 +41,10 @@ struct WorkerOptions {
   // Tokens of the two slices timed at start to fit the cost model (0: skip the measurement;
   // negative: by device, 32 on a CPU, 2048 on a GPU, where shorter slices only time launches).
   int64_t probe_tokens = -1;
+  // For testing the fault path: the device fails as after a kernel fault once this many matrix
+  // products ran, counted from when the worker joins (start-up's are not), across requests; the
+  // request then fails and the worker leaves the cluster. 0: off.
+  int64_t inject_device_fault_after_matmuls = 0;
 };
 
 class Worker {

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -498,13 +499,16 @@ class DirectWriteDataPlane final : public DataPlane {
     notice->kind = static_cast<uint32_t>(NoticeKind::kClosed);
     notice->exposure = target.exposure;
     KvBlockHeader header;
+    // A closed notice names no request: the exposure id says which region is let go. The
+    // receiver keys notices in flight by their header, and several writers (fan-out) close the
+    // same exposure at once: the header carries the exposure and a number no other close
+    // notice of any writer uses.
+    header.request_id = target.exposure;
     header.layer = 0;
-    header.token_begin = 0;
-    header.token_end = 1;
+    header.token_begin = static_cast<int64_t>(close_salt_ + ++closes_sent_);
+    header.token_end = header.token_begin + 1;
     header.flags = kNoticeFlag;
     header.payload_bytes = sizeof(Notice);
-    // A closed notice names no request: the exposure id says which region is let go.
-    header.request_id = 0;
     auto posted = inner_->post_send(target.peer, header, notice.get());
     if (posted) own_sends_.emplace_back(*posted, std::move(notice));
     targets_.erase(it);
@@ -570,6 +574,10 @@ class DirectWriteDataPlane final : public DataPlane {
   static constexpr size_t kIdleMappingsPerPeer = 4;
   std::map<MappingKey, Mapping> mappings_;
   uint64_t use_clock_ = 0;
+  // Close notices' token ranges: a random start per writer (below 2^61, so that the count never
+  // overflows into negative ranges), then one more per notice.
+  const uint64_t close_salt_ = (std::random_device{}() % (uint64_t{1} << 29)) << 32;
+  uint64_t closes_sent_ = 0;
   uint64_t next_target_ = 1;
   std::map<uint64_t, Exposure> exposures_;
   uint64_t next_exposure_ = 1;

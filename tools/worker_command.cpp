@@ -65,6 +65,15 @@ void add_worker_command(CLI::App& app) {
                    "slice length timed at start for the cost model (0: skip; -1: 32 on a CPU, 2048 "
                    "on a GPU)")
       ->capture_default_str();
+  command
+      ->add_option("--inject-device-fault-after-matmuls",
+                   options->inject_device_fault_after_matmuls,
+                   "for testing the fault path: the device fails (a sticky error, as after a "
+                   "kernel fault) once N matrix products ran, counted from joining the "
+                   "coordinator (start-up and its cost probe excluded) across requests; the "
+                   "request then fails and the worker leaves the cluster (0: off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   command->callback([options, heartbeat_ms] {
     block_termination_signals();
     options->heartbeat_interval = std::chrono::milliseconds(*heartbeat_ms);

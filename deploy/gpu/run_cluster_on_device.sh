@@ -12,6 +12,9 @@
 #          random:llama2-7b), over GPU peer copies.
 #   slow   the same K/V through UCX over shared memory, capped at 10 GB/s (LINK_GBPS).
 #   noisy  GPU peer copies with up to JITTER_MS (default 2) ms of random delay per block.
+#   calibrate  `runahead calibrate` on a coordinator and one worker per GPU (CAL_LENGTHS,
+#          SEARCH_LENGTHS, CAL_REPEAT, SEARCH_BUDGET), then bench kvr-balanced and kvr-searched
+#          with the profile (link label "profiled").
 #   staged K/V through host memory and UCX shared memory, no cap, in chunks of each of
 #          STAGING_CHUNKS MiB (default "4 0"; 0: whole blocks, no pipelining within a block).
 # Logs and CSV files go to $OUT; a summary is printed last.
@@ -99,7 +102,32 @@ PY
           --staging-chunk-mib "$chunk" || status=1
       done
       ;;
-    *) echo "unknown step '$step' (check, bench, slow, noisy, staged)"; status=2 ;;
+    calibrate)
+      # A coordinator and one worker per GPU, `runahead calibrate` on them (cost model and
+      # searched partitions), then `bench` with the profile: kvr-balanced (the model's cuts)
+      # and kvr-searched (the measured table).
+      port=${CAL_PORT:-47411}
+      "$runahead" coordinator --listen "127.0.0.1:$port" >"$out/cal_coordinator.log" 2>&1 &
+      pids=($!)
+      for ((g = 0; g < gpus; ++g)); do
+        "$runahead" worker --coordinator "127.0.0.1:$port" --device "cuda:$g" --model "$model" \
+          --name "c$g" >"$out/cal_worker$g.log" 2>&1 &
+        pids+=($!)
+        # Workers join in GPU order, which is the chain order of calibration requests.
+        for _ in $(seq 600); do grep -q "joined" "$out/cal_worker$g.log" && break; sleep 0.2; done
+      done
+      timeout "${CAL_TIMEOUT:-400}" "$runahead" calibrate --coordinator "127.0.0.1:$port" \
+        --out "$out/profile.json" --model "$model" --lengths "${CAL_LENGTHS:-4096,16384,32768}" \
+        --search-lengths "${SEARCH_LENGTHS:-16384,32768}" --repeat "${CAL_REPEAT:-2}" \
+        --search-budget "${SEARCH_BUDGET:-24}" 2>&1 | tee "$out/calibrate.log"
+      [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
+      kill "${pids[@]}" 2>/dev/null
+      wait "${pids[@]}" 2>/dev/null
+      if [[ -f "$out/profile.json" ]]; then
+        SCHEMES=kvr-balanced,kvr-searched bench profiled --profile "$out/profile.json" || status=1
+      fi
+      ;;
+    *) echo "unknown step '$step' (check, bench, slow, noisy, staged, calibrate)"; status=2 ;;
   esac
 done
 echo "status $status"
