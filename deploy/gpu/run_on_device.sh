@@ -4,7 +4,8 @@
 #   bash deploy/gpu/run_on_device.sh tests bench hf        (carry .carry/gpu)
 # Steps: tests (cuda_test), memcheck (kernel tests under compute-sanitizer), bench (ttft_bench),
 # hf (Hugging Face peer), attn-ncu (one profile of the attention kernel), staging
-# (staged_copy_bench: a K/V block between GPUs through host memory, whole and in chunks).
+# (staged_copy_bench: a K/V block between GPUs through host memory, whole and in chunks), power
+# (SM clock and power draw sampled while ttft_bench and the HF peer run).
 # Logs go to $OUT (the device tool brings them back); a summary is printed last.
 # TOKENS (default 4096,16384,32768) sets the prompt lengths; GTEST_FILTER narrows the tests;
 # STAGING_ARGS adds flags to staged_copy_bench (e.g. "--sizes-mib 64 --chunks-mib 2,8"),
@@ -57,12 +58,30 @@ for step in "$@"; do
         "$bundle/bin/ttft_bench" --tokens 16384 --warmup 0 --repeats 1 >"$out/ncu.txt" 2>&1 ||
         status=1
       ;;
+    power)
+      # SM clock and power, sampled every 50 ms, while ttft_bench and then the HF peer run.
+      for who in ours hf; do
+        nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_event_reasons.active \
+          --format=csv -lms 50 -i 0 >"$out/smi_$who.csv" 2>&1 &
+        sampler=$!
+        if [[ $who == ours ]]; then
+          "$bundle/bin/ttft_bench" --tokens "$tokens" --no-profile --repeats 5 \
+            >"$out/power_ours.log" 2>&1 || status=1
+        else
+          python3 "$root/bench/ttft/hf_ttft.py" --tokens "$tokens" >"$out/power_hf.log" 2>&1 ||
+            status=1
+        fi
+        kill "$sampler"
+      done
+      cat "$out/power_ours.log" "$out/power_hf.log"
+      python3 "$root/bench/ttft/power_summary.py" "$out/smi_ours.csv" "$out/smi_hf.csv"
+      ;;
     staging)
       # shellcheck disable=SC2086  # STAGING_ARGS is a list of flags
       "$bundle/bin/staged_copy_bench" ${STAGING_ARGS:-} --csv "$out/staging.csv" 2>&1 |
         tee "$out/staging.log" || status=1
       ;;
-    *) echo "unknown step '$step' (tests, memcheck, bench, hf, attn-ncu, staging)"; status=2 ;;
+    *) echo "unknown step '$step' (tests, memcheck, bench, hf, attn-ncu, staging, power)"; status=2 ;;
   esac
 done
 
