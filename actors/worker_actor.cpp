@@ -471,6 +471,12 @@ void WorkerActor::on_slice_finished(const SliceFinished& finished) {
                        .worker_id = context_.worker_id,
                        .index = request->assign.index,
                        .timeline = to_timeline(context_.worker_id, request->run->timeline())});
+  } else if (finished.status.code() == ErrorCode::kDevice) {
+    // The backend names only the device ("cuda:0" on every host): say whose and which request.
+    fail_request(finished.request_id,
+                 make_error(ErrorCode::kDevice, describe() + ": request " +
+                                                    std::to_string(finished.request_id) + ": " +
+                                                    finished.status.message()));
   } else if (finished.status.code() != ErrorCode::kCancelled) {
     fail_request(finished.request_id, finished.status);
   }

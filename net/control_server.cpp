@@ -117,6 +117,11 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
       }
       connections_.emplace(connection->id(), connection);
     }
+    // Armed before reading starts: a Hello handled first would find no deadline to disarm.
+    connection->arm_deadline(
+        limits_.handshake_timeout,
+        make_error(ErrorCode::kTimeout, fmt::format("no Hello from {} within {} ms", address,
+                                                    limits_.handshake_timeout.count())));
     std::weak_ptr<Impl> weak = weak_from_this();
     connection->start(
         [weak, address](ControlConnection& from, ControlMessage message) -> Status {
@@ -127,10 +132,6 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
         [weak](ControlConnection& closed, const Status& reason) {
           if (auto self = weak.lock()) self->on_closed(closed, reason);
         });
-    connection->arm_deadline(
-        limits_.handshake_timeout,
-        make_error(ErrorCode::kTimeout, fmt::format("no Hello from {} within {} ms", address,
-                                                    limits_.handshake_timeout.count())));
   }
 
   Status on_message(ControlConnection& connection, const std::string& address,
