@@ -9,7 +9,6 @@
 #include <map>
 #include <memory>
 #include <ostream>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,14 +32,6 @@ using testing::WorkerProcess;
 constexpr int64_t kFaultAfter = 5;  // the second layer's output projection faults
 constexpr const char* kFaultText = "injected device fault after 5 matrix products";
 
-std::vector<int32_t> prompt_of(int length, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
-  std::vector<int32_t> prompt(static_cast<size_t>(length));
-  for (int32_t& t : prompt) t = dist(rng);
-  return prompt;
-}
-
 HostModel tiny_llama() {
   auto host = load_random_model("random:tiny-llama");
   EXPECT_TRUE(host) << host.error().to_string();
@@ -57,7 +48,7 @@ Result<LocalGenerationResult> generate(const testing::LoadedModel& model,
 
 TEST(FaultInjectingBackend, ForwardsEverythingUntilTheFault) {
   const HostModel host = tiny_llama();
-  const std::vector<int32_t> prompt = prompt_of(20, 97, 1);
+  const std::vector<int32_t> prompt = testing::random_tokens(20, 97, 1);
   const auto plain = testing::load_on_cpu(host);
   auto want = generate(plain, prompt);
   ASSERT_TRUE(want) << want.error().to_string();
@@ -79,7 +70,7 @@ TEST(FaultInjectingBackend, FailsAfterTheCountedProductsAndNeverRecovers) {
   auto wrapped = FaultInjectingBackend::wrap(make_cpu_backend(), kFaultAfter);
   FaultInjectingBackend* backend = wrapped.get();
   const auto model = testing::load_on(host, std::move(wrapped));
-  const std::vector<int32_t> prompt = prompt_of(20, 97, 2);
+  const std::vector<int32_t> prompt = testing::random_tokens(20, 97, 2);
 
   // Not counting yet (start-up): a whole generation runs.
   auto before = generate(model, prompt);
@@ -177,7 +168,7 @@ TEST_P(DeviceFaultInCluster, RequestFailsWorkerLeavesOthersGoOn) {
 
   // The faulty worker's device fails in the second layer of its prefill.
   RequestOptions options;
-  options.prompt_tokens = prompt_of(40, 97, 3);
+  options.prompt_tokens = testing::random_tokens(40, 97, 3);
   options.max_new_tokens = 6;
   auto handle = coordinator->submit(options);
   ASSERT_TRUE(handle) << handle.error().to_string();
@@ -204,7 +195,7 @@ TEST_P(DeviceFaultInCluster, RequestFailsWorkerLeavesOthersGoOn) {
   EXPECT_FALSE(workers[static_cast<size_t>(faulty_index)]->running());
 
   // The next request runs on the two others and gives the single-process tokens.
-  options.prompt_tokens = prompt_of(40, 97, 4);
+  options.prompt_tokens = testing::random_tokens(40, 97, 4);
   auto want = generate(reference, options.prompt_tokens);
   ASSERT_TRUE(want) << want.error().to_string();
   auto after = coordinator->submit(options);

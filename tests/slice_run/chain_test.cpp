@@ -204,23 +204,50 @@ ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32
   return result;
 }
 
+// One process's prefill of the whole prompt: the last token's logits and the cache.
+struct SingleProcess {
+  std::vector<float> logits;
+  KvCache cache;
+};
+
+SingleProcess prefill_in_one_process(const testing::LoadedModel& model,
+                                     const std::vector<int32_t>& prompt) {
+  const Transformer& t = *model.transformer;
+  const auto n = static_cast<int64_t>(prompt.size());
+  SingleProcess reference;
+  auto ws = t.make_workspace(n);
+  auto cache = KvCache::create(*model.backend, t.config(), n);
+  EXPECT_TRUE(ws && cache);
+  if (!ws || !cache) return reference;
+  EXPECT_TRUE(t.prefill_slice(prompt, 0, *ws, *cache).is_ok());
+  EXPECT_TRUE(t.last_token_logits(*ws, reference.logits).is_ok());
+  reference.cache = std::move(cache).value();
+  return reference;
+}
+
+// The chain's last worker holds the single process's cache, layer by layer.
+void expect_same_cache(const testing::LoadedModel& model, const ChainResult& got,
+                       const KvCache& reference, int64_t tokens) {
+  for (int layer = 0; layer < reference.n_layers(); ++layer) {
+    const Tensor block = reference.block(layer, 0, tokens);
+    std::vector<float> want(static_cast<size_t>(block.elements()));
+    ASSERT_TRUE(model.backend->copy_to_host(block, want.data()).is_ok());
+    EXPECT_LT(relative_error(got.cache[static_cast<size_t>(layer)], want), 1e-5)
+        << "layer " << layer;
+  }
+}
+
 class ChainTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
   const ModelConfig c = GetParam() ? testing::tiny_falcon_config() : testing::tiny_llama_config();
   const testing::LoadedModel model = testing::load_on_cpu(testing::random_host_model(c, 21));
   ASSERT_NE(model.transformer, nullptr);
-  const Transformer& t = *model.transformer;
   const std::vector<int32_t> prompt = testing::random_tokens(53, c.vocab_size, 8);
   const int64_t n = static_cast<int64_t>(prompt.size());
-
-  auto ws = t.make_workspace(n);
-  ASSERT_TRUE(ws);
-  auto cache = KvCache::create(*model.backend, c, n);
-  ASSERT_TRUE(cache);
-  ASSERT_TRUE(t.prefill_slice(prompt, 0, *ws, *cache).is_ok());
-  std::vector<float> want;
-  ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
+  const SingleProcess reference = prefill_in_one_process(model, prompt);
+  const std::vector<float>& want = reference.logits;
+  ASSERT_FALSE(want.empty());
 
   for (size_t workers = 1; workers <= 4; ++workers) {
     struct Case {
@@ -262,12 +289,7 @@ TEST_P(ChainTest, ChainOfWorkersEqualsOneProcess) {
         EXPECT_EQ(got.bytes_out[i], want_bytes) << "worker " << i;
       }
       EXPECT_EQ(argmax(got.logits), argmax(want));
-      for (int layer = 0; layer < c.n_layers; ++layer) {
-        const Tensor block = cache->block(layer, 0, n);
-        std::vector<float> reference(static_cast<size_t>(block.elements()));
-        ASSERT_TRUE(model.backend->copy_to_host(block, reference.data()).is_ok());
-        EXPECT_LT(relative_error(got.cache[layer], reference), 1e-5) << "layer " << layer;
-      }
+      expect_same_cache(model, got, reference.cache, n);
     }
   }
 }
@@ -281,18 +303,12 @@ TEST(ChainStagingTest, ChunkedCopiesThatCompleteLater) {
       testing::load_on(testing::random_host_model(c, 23),
                        testing::make_deferred_copy_backend(make_cpu_backend(), 5));
   ASSERT_NE(model.transformer, nullptr);
-  const Transformer& t = *model.transformer;
   const std::vector<int32_t> prompt = testing::random_tokens(61, c.vocab_size, 9);
   const int64_t n = static_cast<int64_t>(prompt.size());
-  auto ws = t.make_workspace(n);
-  ASSERT_TRUE(ws);
-  auto cache = KvCache::create(*model.backend, c, n);
-  ASSERT_TRUE(cache);
-  ASSERT_TRUE(t.prefill_slice(prompt, 0, *ws, *cache).is_ok());
-  std::vector<float> want;
-  ASSERT_TRUE(t.last_token_logits(*ws, want).is_ok());
+  const SingleProcess reference = prefill_in_one_process(model, prompt);
+  ASSERT_FALSE(reference.logits.empty());
 
-  const size_t token_bytes = cache->bytes_per_token();
+  const size_t token_bytes = reference.cache.bytes_per_token();
   for (size_t workers = 2; workers <= 4; ++workers) {
     auto cuts = even_partition(n, static_cast<int>(workers));
     ASSERT_TRUE(cuts);
@@ -310,18 +326,13 @@ TEST(ChainStagingTest, ChunkedCopiesThatCompleteLater) {
                    " tokens");
       const ChainResult got = run_chain(model, prompt, *cuts, mode);
       ASSERT_TRUE(got.status.is_ok()) << got.status.to_string();
-      EXPECT_LT(relative_error(got.logits, want), 1e-5);
+      EXPECT_LT(relative_error(got.logits, reference.logits), 1e-5);
       for (size_t i = 0; i + 1 < workers; ++i) {
         EXPECT_EQ(got.bytes_out[i],
                   static_cast<uint64_t>((*cuts)[i + 1]) * token_bytes * c.n_layers)
             << "worker " << i;
       }
-      for (int layer = 0; layer < c.n_layers; ++layer) {
-        const Tensor block = cache->block(layer, 0, n);
-        std::vector<float> reference(static_cast<size_t>(block.elements()));
-        ASSERT_TRUE(model.backend->copy_to_host(block, reference.data()).is_ok());
-        EXPECT_LT(relative_error(got.cache[layer], reference), 1e-5) << "layer " << layer;
-      }
+      expect_same_cache(model, got, reference.cache, n);
     }
   }
 }
