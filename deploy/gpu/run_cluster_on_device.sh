@@ -15,6 +15,8 @@
 #   calibrate  `runahead calibrate` on a coordinator and one worker per GPU (CAL_LENGTHS,
 #          SEARCH_LENGTHS, CAL_REPEAT, SEARCH_BUDGET), then bench kvr-balanced and kvr-searched
 #          with the profile (link label "profiled").
+#   fault  one worker per GPU, the last failing on purpose (--inject-device-fault-after-matmuls
+#          FAULT_AFTER, default 6): the request fails naming it, it leaves, the next runs.
 #   staged K/V through host memory and UCX shared memory, no cap, in chunks of each of
 #          STAGING_CHUNKS MiB (default "4 0"; 0: whole blocks, no pipelining within a block).
 # Logs and CSV files go to $OUT; a summary is printed last.
@@ -127,7 +129,43 @@ PY
         SCHEMES=kvr-balanced,kvr-searched bench profiled --profile "$out/profile.json" || status=1
       fi
       ;;
-    *) echo "unknown step '$step' (check, bench, slow, noisy, staged, calibrate)"; status=2 ;;
+    fault)
+      # One worker per GPU, the last with an injected device fault (FAULT_AFTER matrix products
+      # after joining): the first request must fail naming it, the worker must leave, and the
+      # next request must run on the others.
+      port=${FAULT_PORT:-47412}
+      fault_model=${CHECK_MODEL:-random:mini-llama}
+      "$runahead" coordinator --listen "127.0.0.1:$port" >"$out/fault_coordinator.log" 2>&1 &
+      pids=($!)
+      for ((g = 0; g < gpus; ++g)); do
+        inject=()
+        ((g == gpus - 1)) && inject=(--inject-device-fault-after-matmuls "${FAULT_AFTER:-6}")
+        "$runahead" worker --coordinator "127.0.0.1:$port" --device "cuda:$g" \
+          --model "$fault_model" --name "f$g" "${inject[@]}" >"$out/fault_worker$g.log" 2>&1 &
+        pids+=($!)
+        for _ in $(seq 600); do grep -q "joined" "$out/fault_worker$g.log" && break; sleep 0.2; done
+      done
+      ids=$(python3 -c "import random; random.seed(7); print(','.join(str(random.randrange(500)) for _ in range(2000)))")
+      timeout 60 "$runahead" submit --coordinator "127.0.0.1:$port" --tokens "$ids" \
+        --max-new-tokens 4 --json >"$out/fault_first.json" 2>"$out/fault_first.log"
+      first=$?
+      sleep 2
+      timeout 30 "$runahead" status --coordinator "127.0.0.1:$port" --json >"$out/fault_status.json" 2>&1
+      timeout 60 "$runahead" submit --coordinator "127.0.0.1:$port" --tokens "$ids" \
+        --max-new-tokens 4 --json >"$out/fault_second.json" 2>"$out/fault_second.log"
+      second=$?
+      kill "${pids[@]}" 2>/dev/null
+      wait "${pids[@]}" 2>/dev/null
+      echo "first request (exit $first): $(cat "$out/fault_first.log" | tail -n 2)"
+      echo "status after it: $(cat "$out/fault_status.json")"
+      echo "second request (exit $second): $(head -c 300 "$out/fault_second.json")"
+      if [[ $first -eq 0 || $second -ne 0 ]] || ! grep -q "injected device fault" "$out/fault_first.log"; then
+        echo "fault: FAILED"; status=1
+      else
+        echo "fault: ok"
+      fi
+      ;;
+    *) echo "unknown step '$step' (check, bench, slow, noisy, staged, calibrate, fault)"; status=2 ;;
   esac
 done
 echo "status $status"
