@@ -1,19 +1,11 @@
-// KV-Runahead across a chain of workers in one process: each worker has its own data-plane
-// endpoint (loopback), I/O thread and compute thread, and runs its slice with SliceRun. The last
-// worker's logits and cache must equal a single-process prefill's.
+// KV-Runahead across a chain of workers in one process (tests/slice_run/chain_harness.h): the
+// last worker's logits and cache must equal a single-process prefill's.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
-#include <deque>
-#include <mutex>
-#include <thread>
 
 #include "actors/partition.h"
-#include "actors/slice_run.h"
-#include "net/direct_write_data_plane.h"
-#include "net/loopback_data_plane.h"
-#include "net/peer_memory.h"
+#include "tests/slice_run/chain_harness.h"
 #include "tests/support/deferred_copy_backend.h"
 #include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
@@ -24,185 +16,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::relative_error;
 
-// A worker's I/O thread: drives its data-plane endpoint and runs posted tasks.
-class IoLoop {
- public:
-  explicit IoLoop(net::DataPlane& plane) : plane_(plane), thread_([this] { loop(); }) {}
-  ~IoLoop() {
-    stop_ = true;
-    thread_.join();
-  }
-  void post(std::function<void()> task) {
-    std::lock_guard lock(mutex_);
-    tasks_.push_back(std::move(task));
-  }
-  void watch(SliceRun* run) { run_ = run; }
-
- private:
-  void loop() {
-    while (!stop_) {
-      std::deque<std::function<void()>> tasks;
-      {
-        std::lock_guard lock(mutex_);
-        tasks.swap(tasks_);
-      }
-      for (auto& task : tasks) task();
-      plane_.progress();
-      if (SliceRun* run = run_.load()) run->poll_sends();
-      std::this_thread::sleep_for(20us);
-    }
-  }
-
-  net::DataPlane& plane_;
-  std::mutex mutex_;
-  std::deque<std::function<void()>> tasks_;
-  std::atomic<SliceRun*> run_{nullptr};
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-struct ChainResult {
-  std::vector<float> logits;
-  std::vector<std::vector<float>> cache;  // per layer, of the last worker
-  std::vector<uint64_t> bytes_out;        // per worker, all layers
-  Status status;
-};
-
-// How K/V moves along the chain.
-struct ChainMode {
-  bool staged = false;  // through host memory where not written directly
-  // Workers [0, direct_workers) write K/V straight into their successor's cache (direct writes
-  // over host memory); the others send it.
-  size_t direct_workers = 0;
-  // Every pair direct (direct_workers must cover the chain): each worker writes its own K/V to
-  // every later one, nothing is forwarded.
-  bool fan_out = false;
-  // Host-staged own blocks leave in chunks of this many bytes (0: the default).
-  size_t chunk_bytes = 0;
-  // Staging memory allocated after the runs are created, on other threads (as a worker does).
-  bool defer_staging = false;
-};
-
-ChainResult run_chain(const testing::LoadedModel& model, const std::vector<int32_t>& prompt,
-                      const Partition& cuts, ChainMode mode) {
-  const Transformer& t = *model.transformer;
-  const auto workers = cuts.size() - 1;
-  auto hub = net::make_loopback_hub();
-  std::vector<std::unique_ptr<net::DataPlane>> planes;
-  for (size_t i = 0; i < workers; ++i) {
-    const std::string name = "worker " + std::to_string(i);
-    auto plane = net::LoopbackDataPlane::create(hub, {name});
-    EXPECT_TRUE(plane);
-    std::unique_ptr<net::DataPlane> endpoint = std::move(plane).value();
-    // A worker takes direct writes from its predecessor, or makes them, when either is direct.
-    if (i < mode.direct_workers || (i > 0 && i - 1 < mode.direct_workers)) {
-      auto direct = net::make_direct_write_data_plane(
-          std::move(endpoint), net::make_host_peer_memory(name), {.name = name});
-      EXPECT_TRUE(direct);
-      endpoint = std::move(direct).value();
-    }
-    planes.push_back(std::move(endpoint));
-  }
-  std::vector<std::unique_ptr<IoLoop>> loops(workers);  // started once the receivers are set
-  std::vector<std::unique_ptr<SliceRun>> runs(workers);
-  const int64_t total = cuts.back();
-  for (size_t i = 0; i < workers; ++i) {
-    SlicePlan plan;
-    plan.request_id = 42;
-    plan.begin = cuts[i];
-    plan.end = cuts[i + 1];
-    plan.cache_tokens = total;
-    plan.force_host_staging = mode.staged;
-    if (mode.chunk_bytes > 0) plan.staging_chunk_bytes = mode.chunk_bytes;
-    if (i + 1 < workers) {
-      plan.successor = i + 1;
-      EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
-      plan.send_direct = planes[i]->direct_path(planes[i + 1]->local_address());
-      EXPECT_EQ(plan.send_direct, i < mode.direct_workers);
-      plan.hold_sends = plan.send_direct;  // until the successor's cache is known
-      for (size_t later = i + 1; later < workers; ++later) {
-        plan.later_workers.push_back(later);
-        if (mode.fan_out && later > i + 1) {
-          EXPECT_TRUE(planes[i]->connect(later, planes[later]->local_address()).is_ok());
-        }
-      }
-    }
-    if (i > 0) plan.receive_direct = planes[i]->direct_path(planes[i - 1]->local_address());
-    auto run = SliceRun::create(
-        t, plan, *planes[i],
-        [&loops, i](std::function<void()> task) { loops[i]->post(std::move(task)); },
-        {.defer_host_staging = mode.defer_staging});
-    EXPECT_TRUE(run) << run.error().to_string();
-    runs[i] = std::move(run).value();
-    SliceRun* raw = runs[i].get();
-    planes[i]->set_block_limits({static_cast<uint32_t>(t.config().n_layers),
-                                 raw->cache().bytes_per_token(), uint64_t{1} << 30});
-    planes[i]->set_receiver([raw](const net::KvBlockHeader& h) { return raw->resolve(h); },
-                            [raw](const net::KvBlockHeader& h, Status s) { raw->on_block(h, s); });
-  }
-  if (mode.defer_staging) {
-    std::vector<std::thread> allocations;
-    for (size_t i = 0; i < workers; ++i) {
-      const bool staged_here = mode.staged && i >= mode.direct_workers && workers > 1;
-      EXPECT_EQ(runs[i]->host_staging_pending(), staged_here) << "worker " << i;
-      allocations.emplace_back(
-          [&runs, i] { EXPECT_TRUE(runs[i]->allocate_host_staging().is_ok()); });
-    }
-    for (auto& thread : allocations) thread.join();
-  }
-  for (size_t i = 0; i < workers; ++i) {
-    loops[i] = std::make_unique<IoLoop>(*planes[i]);
-    loops[i]->watch(runs[i].get());
-  }
-  for (size_t i = 0; i + 1 < workers; ++i) {
-    if (!runs[i]->plan().send_direct) continue;
-    EXPECT_FALSE(runs[i + 1]->kv_target().empty());
-    std::vector<std::vector<uint8_t>> later;
-    for (size_t k = i + 1; mode.fan_out && k < workers; ++k) later.push_back(runs[k]->kv_target());
-    loops[i]->post([&runs, i, later, fan_out = mode.fan_out] {
-      runs[i]->release_sends(runs[i + 1]->kv_target(), fan_out, later);
-    });
-  }
-
-  ChainResult result;
-  std::vector<Status> statuses(workers);
-  std::vector<std::thread> compute;
-  auto last_ws = t.make_workspace(cuts[workers] - cuts[workers - 1]);
-  for (size_t i = 0; i < workers; ++i) {
-    compute.emplace_back([&, i] {
-      const auto deadline = std::chrono::steady_clock::now() + 20s;
-      auto ws = t.make_workspace(cuts[i + 1] - cuts[i]);
-      Workspace& workspace = i + 1 == workers ? *last_ws : *ws;
-      const std::span<const int32_t> slice(prompt.data() + cuts[i],
-                                           static_cast<size_t>(cuts[i + 1] - cuts[i]));
-      statuses[i] = runs[i]->run(slice, workspace, deadline);
-      if (statuses[i].is_ok()) statuses[i] = runs[i]->wait_sends(deadline);
-    });
-  }
-  for (auto& thread : compute) thread.join();
-  for (size_t i = 0; i < workers; ++i) {
-    if (!statuses[i].is_ok()) result.status = statuses[i];
-  }
-  if (result.status.is_ok()) {
-    result.status = t.last_token_logits(*last_ws, result.logits);
-    SliceRun& last = *runs[workers - 1];
-    for (int layer = 0; layer < t.config().n_layers; ++layer) {
-      const Tensor block = last.cache().block(layer, 0, total);
-      std::vector<float> host(static_cast<size_t>(block.elements()));
-      EXPECT_TRUE(model.backend->copy_to_host(block, host.data()).is_ok());
-      result.cache.push_back(std::move(host));
-    }
-  }
-  for (auto& loop : loops) loop->watch(nullptr);
-  loops.clear();
-  for (size_t i = 0; i < workers; ++i) {
-    uint64_t bytes = 0;
-    for (const LayerTiming& layer : runs[i]->timeline()) bytes += layer.bytes_out;
-    result.bytes_out.push_back(bytes);
-  }
-  for (size_t i = 0; i < workers; ++i) runs[i]->finish_transfers();
-  return result;
-}
+using testing::ChainMode;
+using testing::ChainResult;
+using testing::run_chain;
 
 // One process's prefill of the whole prompt: the last token's logits and the cache.
 struct SingleProcess {
