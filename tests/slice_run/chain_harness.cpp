@@ -179,6 +179,13 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
       if (statuses[i].is_ok()) statuses[i] = runs[i]->wait_sends(deadline);
     });
   }
+  if (mode.cancel_after.count() > 0) {
+    // As the coordinator's Cancel does: every worker of the request at once.
+    std::this_thread::sleep_for(mode.cancel_after);
+    for (size_t i = 0; i < workers; ++i) {
+      runs[i]->cancel(make_error(ErrorCode::kCancelled, "request 42 cancelled"));
+    }
+  }
   for (auto& thread : compute) thread.join();
   for (size_t i = 0; i < workers; ++i) {
     if (!statuses[i].is_ok()) result.status = statuses[i];

@@ -3,6 +3,7 @@
 // compute thread, and runs its slice with SliceRun.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -34,6 +35,8 @@ struct ChainMode {
   size_t chunk_bytes = 0;
   // Staging memory allocated after the runs are created, on other threads (as a worker does).
   bool defer_staging = false;
+  // Cancels every run this long after they started (0: never).
+  std::chrono::milliseconds cancel_after{0};
 };
 
 // Runs `prompt` cut at `cuts` over one worker per slice, worker i on `models[i]` (they may

@@ -153,6 +153,40 @@ TEST(ChainStagingTest, ChunkedCopiesThatCompleteLater) {
   }
 }
 
+// A request cancelled while host copies are in flight: every run returns the cancellation
+// promptly, and the runs are destroyed only after their copies reported (their callbacks refer
+// to them), whatever the moment of the cancel.
+TEST(ChainStagingTest, CancelledWhileCopiesAreInFlight) {
+  const ModelConfig c = testing::tiny_llama_config();
+  const testing::LoadedModel model =
+      testing::load_on(testing::random_host_model(c, 29),
+                       testing::make_deferred_copy_backend(make_cpu_backend(), 11));
+  ASSERT_NE(model.transformer, nullptr);
+  const std::vector<int32_t> prompt = testing::random_tokens(90, c.vocab_size, 13);
+  const auto n = static_cast<int64_t>(prompt.size());
+  auto cuts = even_partition(n, 3);
+  ASSERT_TRUE(cuts);
+  const size_t token_bytes = 2 * static_cast<size_t>(c.kv_dim()) * sizeof(float);
+  int cancelled = 0;
+  for (const int after_ms : {1, 3, 6, 10, 20}) {
+    SCOPED_TRACE("cancelled after " + std::to_string(after_ms) + " ms");
+    const auto start = std::chrono::steady_clock::now();
+    const ChainResult got = run_chain(model, prompt, *cuts,
+                                      {.staged = true,
+                                       .chunk_bytes = token_bytes,
+                                       .cancel_after = std::chrono::milliseconds(after_ms)});
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(took, std::chrono::seconds(10));  // not the 20 s prefix deadline
+    if (!got.status.is_ok()) {
+      EXPECT_EQ(got.status.code(), ErrorCode::kCancelled) << got.status.to_string();
+      ++cancelled;
+    }
+  }
+  // One-token chunks that complete up to 300 us late keep the runs busy for longer than the
+  // earliest cancels.
+  EXPECT_GT(cancelled, 0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Architectures, ChainTest, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& param) {
                            return param.param ? "Falcon" : "Llama";
