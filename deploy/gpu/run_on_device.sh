@@ -9,7 +9,8 @@
 # Logs go to $OUT (the device tool brings them back); a summary is printed last.
 # TOKENS (default 4096,16384,32768) sets the prompt lengths; GTEST_FILTER narrows the tests;
 # STAGING_ARGS adds flags to staged_copy_bench (e.g. "--sizes-mib 64 --chunks-mib 2,8"),
-# TTFT_ARGS to ttft_bench (e.g. "--matmul-autotune both").
+# TTFT_ARGS to ttft_bench (e.g. "--matmul-autotune both"); HF_MODEL (llama2-7b, llama3-8b) picks
+# the HF peer's shapes.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bundle=$root/.carry/gpu
@@ -43,7 +44,8 @@ for step in "$@"; do
         tee "$out/ttft_bench.log" || status=1
       ;;
     hf)
-      python3 "$root/bench/ttft/hf_ttft.py" --tokens "$tokens" --json "$out/ttft.jsonl" 2>&1 |
+      python3 "$root/bench/ttft/hf_ttft.py" --tokens "$tokens" --model "${HF_MODEL:-llama2-7b}" \
+        --json "$out/ttft.jsonl" 2>&1 |
         tee "$out/hf.log" || status=1
       ;;
     memcheck)
