@@ -456,15 +456,12 @@ Status SliceRun::run_layers(std::span<const int32_t> tokens, Workspace& workspac
     transformer_.project_qkv(layer, plan_.begin, workspace, *cache_);
     if (plan_.successor) {
       // The own K/V must be in the memory the data plane reads before it is handed over.
-      if (stage_out_) {
-        RUNAHEAD_RETURN_IF_ERROR(stage_and_send(layer, plan_.begin, plan_.end));
-        // The copies run on their own streams; waiting for the projection keeps this layer's
-        // compute time whole (calibration fits it) and the launches from running far ahead.
-        RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
-      } else {
-        RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
-        io_post_([this, layer] { send_block(layer, plan_.begin, plan_.end); });
-      }
+      // Staged: the copies wait for the projection on their own streams. Either way the
+      // projection is waited for here, which keeps this layer's compute time whole (calibration
+      // fits it) and the launches from running far ahead.
+      if (stage_out_) RUNAHEAD_RETURN_IF_ERROR(stage_and_send(layer, plan_.begin, plan_.end));
+      RUNAHEAD_RETURN_IF_ERROR(backend.synchronize());
+      if (!stage_out_) io_post_([this, layer] { send_block(layer, plan_.begin, plan_.end); });
     }
     double compute_seconds = seconds_since(compute_start);
 

@@ -329,11 +329,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,
       [me = self()](std::function<void()> task) { (void)me.tell(IoTask{std::move(task)}); },
-      [&] {
-        SliceBuffers buffers = context_.buffers;
-        buffers.defer_host_staging = true;
-        return buffers;
-      }());
+      context_.buffers);
   if (!run) {
     return fail_request(
         id, make_error(run.error().code, describe() + ": request " + std::to_string(id) + ": " +

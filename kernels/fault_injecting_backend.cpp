@@ -12,7 +12,8 @@ namespace {
 class FaultInjectingBackendImpl final : public FaultInjectingBackend {
  public:
   FaultInjectingBackendImpl(std::unique_ptr<Backend> inner, int64_t after_matmuls)
-      : inner_(std::move(inner)),
+      : FaultInjectingBackend(*inner),
+        inner_(std::move(inner)),
         after_matmuls_(after_matmuls),
         fault_(make_error(ErrorCode::kDevice,
                           inner_->name() + ": injected device fault after " +
@@ -22,12 +23,6 @@ class FaultInjectingBackendImpl final : public FaultInjectingBackend {
 
   void start_counting() override { counting_.store(true); }
   bool failed() const override { return failed_.load(); }
-
-  std::string name() const override { return inner_->name(); }
-  DeviceKind device_kind() const override { return inner_->device_kind(); }
-  int device_index() const override { return inner_->device_index(); }
-  DType compute_dtype() const override { return inner_->compute_dtype(); }
-  size_t free_memory_bytes() const override { return inner_->free_memory_bytes(); }
 
   Result<Buffer> allocate(size_t bytes) override {
     if (failed()) return fault_;

@@ -8,11 +8,11 @@
 #include <cstdint>
 #include <memory>
 
-#include "kernels/backend.h"
+#include "kernels/forwarding_backend.h"
 
 namespace runahead {
 
-class FaultInjectingBackend : public Backend {
+class FaultInjectingBackend : public ForwardingBackend {
  public:
   // Wraps `inner`: once counting started, `after_matmuls` (>= 1) matrix products run and the
   // next one faults.
@@ -23,6 +23,9 @@ class FaultInjectingBackend : public Backend {
   // start-up); from here on they are, across requests.
   virtual void start_counting() = 0;
   virtual bool failed() const = 0;
+
+ protected:
+  using ForwardingBackend::ForwardingBackend;
 };
 
 }  // namespace runahead

@@ -1,5 +1,5 @@
-// A Backend that forwards every operation to a CudaBackend and brackets it with CUDA events,
-// so one prefill yields the GPU time spent in each kind of operation.
+// A Backend that forwards every call to a CudaBackend and brackets each operation with CUDA
+// events, so one prefill yields the GPU time spent in each kind of operation.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -9,29 +9,18 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/forwarding_backend.h"
 
 namespace runahead {
 
-class OpTimingBackend final : public Backend {
+class OpTimingBackend final : public ForwardingBackend {
  public:
-  explicit OpTimingBackend(CudaBackend& gpu) : gpu_(gpu) {}
+  explicit OpTimingBackend(CudaBackend& gpu) : ForwardingBackend(gpu), gpu_(gpu) {}
   ~OpTimingBackend() override;
 
   // Milliseconds per operation name over everything run since the last reset(); synchronizes.
   std::map<std::string, double> totals();
   void reset();
-
-  std::string name() const override { return gpu_.name(); }
-  DeviceKind device_kind() const override { return gpu_.device_kind(); }
-  DType compute_dtype() const override { return gpu_.compute_dtype(); }
-  size_t free_memory_bytes() const override { return gpu_.free_memory_bytes(); }
-  Result<Buffer> allocate(size_t bytes) override { return gpu_.allocate(bytes); }
-  Status copy_from_host(const void* src, Tensor dst) override {
-    return gpu_.copy_from_host(src, dst);
-  }
-  Status copy_to_host(Tensor src, void* dst) override { return gpu_.copy_to_host(src, dst); }
-  Status synchronize() override { return gpu_.synchronize(); }
-  Result<int32_t> argmax(Tensor row) override { return gpu_.argmax(row); }
 
   void embed(Tensor table, const int32_t* tokens, Tensor out) override;
   void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override;

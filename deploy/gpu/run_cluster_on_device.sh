@@ -54,6 +54,28 @@ bench() {  # bench LABEL [runahead bench options...], once per worker count
   return $result
 }
 
+# start_cluster PORT TAG NAME MODEL [FLAG...]: a coordinator and one worker per GPU (named NAME0,
+# NAME1, ...; the FLAGs go to the last one), logs $out/TAG_*.log; their pids in `pids`.
+start_cluster() {
+  local port=$1 tag=$2 name=$3 cluster_model=$4
+  shift 4
+  "$runahead" coordinator --listen "127.0.0.1:$port" >"$out/${tag}_coordinator.log" 2>&1 &
+  pids=($!)
+  for ((g = 0; g < gpus; ++g)); do
+    local last=()
+    ((g == gpus - 1)) && last=("$@")
+    "$runahead" worker --coordinator "127.0.0.1:$port" --device "cuda:$g" \
+      --model "$cluster_model" --name "$name$g" "${last[@]}" >"$out/${tag}_worker$g.log" 2>&1 &
+    pids+=($!)
+    # Workers join in GPU order, which is the chain order of requests over all of them.
+    for _ in $(seq 600); do grep -q "joined" "$out/${tag}_worker$g.log" && break; sleep 0.2; done
+  done
+}
+stop_cluster() {
+  kill "${pids[@]}" 2>/dev/null
+  wait "${pids[@]}" 2>/dev/null
+}
+
 status=0
 for step in $steps; do
   case "$step" in
@@ -109,22 +131,13 @@ PY
       # searched partitions), then `bench` with the profile: kvr-balanced (the model's cuts)
       # and kvr-searched (the measured table).
       port=${CAL_PORT:-47411}
-      "$runahead" coordinator --listen "127.0.0.1:$port" >"$out/cal_coordinator.log" 2>&1 &
-      pids=($!)
-      for ((g = 0; g < gpus; ++g)); do
-        "$runahead" worker --coordinator "127.0.0.1:$port" --device "cuda:$g" --model "$model" \
-          --name "c$g" >"$out/cal_worker$g.log" 2>&1 &
-        pids+=($!)
-        # Workers join in GPU order, which is the chain order of calibration requests.
-        for _ in $(seq 600); do grep -q "joined" "$out/cal_worker$g.log" && break; sleep 0.2; done
-      done
+      start_cluster "$port" cal c "$model"
       timeout "${CAL_TIMEOUT:-400}" "$runahead" calibrate --coordinator "127.0.0.1:$port" \
         --out "$out/profile.json" --model "$model" --lengths "${CAL_LENGTHS:-4096,16384,32768}" \
         --search-lengths "${SEARCH_LENGTHS:-16384,32768}" --repeat "${CAL_REPEAT:-2}" \
         --search-budget "${SEARCH_BUDGET:-24}" 2>&1 | tee "$out/calibrate.log"
       [[ ${PIPESTATUS[0]} -eq 0 ]] || status=1
-      kill "${pids[@]}" 2>/dev/null
-      wait "${pids[@]}" 2>/dev/null
+      stop_cluster
       if [[ -f "$out/profile.json" ]]; then
         SCHEMES=kvr-balanced,kvr-searched bench profiled --profile "$out/profile.json" || status=1
       fi
@@ -134,17 +147,8 @@ PY
       # after joining): the first request must fail naming it, the worker must leave, and the
       # next request must run on the others.
       port=${FAULT_PORT:-47412}
-      fault_model=${CHECK_MODEL:-random:mini-llama}
-      "$runahead" coordinator --listen "127.0.0.1:$port" >"$out/fault_coordinator.log" 2>&1 &
-      pids=($!)
-      for ((g = 0; g < gpus; ++g)); do
-        inject=()
-        ((g == gpus - 1)) && inject=(--inject-device-fault-after-matmuls "${FAULT_AFTER:-6}")
-        "$runahead" worker --coordinator "127.0.0.1:$port" --device "cuda:$g" \
-          --model "$fault_model" --name "f$g" "${inject[@]}" >"$out/fault_worker$g.log" 2>&1 &
-        pids+=($!)
-        for _ in $(seq 600); do grep -q "joined" "$out/fault_worker$g.log" && break; sleep 0.2; done
-      done
+      start_cluster "$port" fault f "${CHECK_MODEL:-random:mini-llama}" \
+        --inject-device-fault-after-matmuls "${FAULT_AFTER:-6}"
       ids=$(python3 -c "import random; random.seed(7); print(','.join(str(random.randrange(500)) for _ in range(2000)))")
       timeout 60 "$runahead" submit --coordinator "127.0.0.1:$port" --tokens "$ids" \
         --max-new-tokens 4 --json >"$out/fault_first.json" 2>"$out/fault_first.log"
@@ -154,9 +158,8 @@ PY
       timeout 60 "$runahead" submit --coordinator "127.0.0.1:$port" --tokens "$ids" \
         --max-new-tokens 4 --json >"$out/fault_second.json" 2>"$out/fault_second.log"
       second=$?
-      kill "${pids[@]}" 2>/dev/null
-      wait "${pids[@]}" 2>/dev/null
-      echo "first request (exit $first): $(cat "$out/fault_first.log" | tail -n 2)"
+      stop_cluster
+      echo "first request (exit $first): $(tail -n 2 "$out/fault_first.log")"
       echo "status after it: $(cat "$out/fault_status.json")"
       echo "second request (exit $second): $(head -c 300 "$out/fault_second.json")"
       if [[ $first -eq 0 || $second -ne 0 ]] || ! grep -q "injected device fault" "$out/fault_first.log"; then

@@ -9,6 +9,8 @@
 #include <thread>
 #include <utility>
 
+#include "kernels/forwarding_backend.h"
+
 namespace runahead::testing {
 namespace {
 
@@ -57,68 +59,25 @@ class CopyQueue {
   std::thread thread_;
 };
 
-class DeferredCopyBackend final : public Backend {
+class DeferredCopyBackend final : public ForwardingBackend {
  public:
   DeferredCopyBackend(std::unique_ptr<Backend> inner, uint64_t seed)
-      : inner_(std::move(inner)), to_host_(seed), from_host_(seed + 1) {}
-
-  std::string name() const override { return inner_->name(); }
-  DeviceKind device_kind() const override { return inner_->device_kind(); }
-  int device_index() const override { return inner_->device_index(); }
-  DType compute_dtype() const override { return inner_->compute_dtype(); }
-  size_t free_memory_bytes() const override { return inner_->free_memory_bytes(); }
-  Result<Buffer> allocate(size_t bytes) override { return inner_->allocate(bytes); }
-  Result<Buffer> allocate_host(size_t bytes) override { return inner_->allocate_host(bytes); }
-  Status copy_from_host(const void* src, Tensor dst) override {
-    return inner_->copy_from_host(src, dst);
-  }
-  Status copy_to_host(Tensor src, void* dst) override { return inner_->copy_to_host(src, dst); }
-  Status synchronize() override { return inner_->synchronize(); }
+      : ForwardingBackend(*inner), owned_(std::move(inner)), to_host_(seed), from_host_(seed + 1) {}
 
   Status copy_to_host_async(Tensor src, void* dst, CopyDone done) override {
     to_host_.push(
-        [this, src, dst, done = std::move(done)] { done(inner_->copy_to_host(src, dst)); });
+        [this, src, dst, done = std::move(done)] { done(inner().copy_to_host(src, dst)); });
     return Status::ok();
   }
   Status copy_from_host_async(const void* src, Tensor dst, CopyDone done) override {
     from_host_.push(
-        [this, src, dst, done = std::move(done)] { done(inner_->copy_from_host(src, dst)); });
+        [this, src, dst, done = std::move(done)] { done(inner().copy_from_host(src, dst)); });
     return Status::ok();
   }
 
-  Result<int32_t> argmax(Tensor row) override { return inner_->argmax(row); }
-  Status fill_uniform(Tensor dst, uint64_t seed, float scale, float offset) override {
-    return inner_->fill_uniform(dst, seed, scale, offset);
-  }
-  void embed(Tensor table, const int32_t* tokens, Tensor out) override {
-    inner_->embed(table, tokens, out);
-  }
-  void rms_norm(Tensor x, Tensor weight, float eps, Tensor out) override {
-    inner_->rms_norm(x, weight, eps, out);
-  }
-  void layer_norm(Tensor x, Tensor weight, Tensor bias, float eps, Tensor out) override {
-    inner_->layer_norm(x, weight, bias, eps, out);
-  }
-  void add_rms_norm(Tensor residual, Tensor delta, Tensor weight, float eps, Tensor out) override {
-    inner_->add_rms_norm(residual, delta, weight, eps, out);
-  }
-  void add_layer_norm(Tensor residual, Tensor delta, Tensor weight, Tensor bias, float eps,
-                      Tensor out) override {
-    inner_->add_layer_norm(residual, delta, weight, bias, eps, out);
-  }
-  void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) override {
-    inner_->matmul(x, w, bias, out);
-  }
-  void rope(const RopeArgs& args) override { inner_->rope(args); }
-  void attention(const AttentionArgs& args) override { inner_->attention(args); }
-  void swiglu(Tensor gate_up, Tensor out) override { inner_->swiglu(gate_up, out); }
-  void gelu(Tensor x, Tensor out) override { inner_->gelu(x, out); }
-  void add(Tensor a, Tensor b, Tensor out) override { inner_->add(a, b, out); }
-  void copy(Tensor src, Tensor dst) override { inner_->copy(src, dst); }
-
  private:
-  std::unique_ptr<Backend> inner_;
-  // Declared last: destroyed first, so queued copies finish while inner_ still exists.
+  std::unique_ptr<Backend> owned_;
+  // Declared last: destroyed first, so queued copies finish while the inner backend exists.
   CopyQueue to_host_;
   CopyQueue from_host_;
 };
