@@ -1,6 +1,8 @@
 // Builds GGUF files byte by byte for tests: well-formed ones, and ones broken on purpose.
 #pragma once
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -128,7 +130,8 @@ class GgufBuilder {
 };
 
 inline std::string write_temp_file(const std::string& name, const std::string& bytes) {
-  const std::string path = ::testing::TempDir() + "/" + name;
+  // CTest runs the cases as parallel processes sharing TempDir(): one file per process.
+  const std::string path = ::testing::TempDir() + "/" + std::to_string(::getpid()) + "_" + name;
   std::ofstream(path, std::ios::binary)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   return path;
