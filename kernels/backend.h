@@ -61,6 +61,11 @@ class Backend {
   // The type activations, caches and (after upload) weights are held in.
   virtual DType compute_dtype() const = 0;
   virtual size_t free_memory_bytes() const = 0;
+  // Whether attention() takes `n_heads` query heads of `head_dim` over `n_kv_heads` K/V heads;
+  // an error names the dimension and the values that are supported. Models are checked with it
+  // when their weights are loaded, so a shape no kernel computes is refused before any request.
+  [[nodiscard]] virtual Status check_attention_shape(int n_heads, int n_kv_heads,
+                                                     int head_dim) const;
 
   // --- memory ---
   [[nodiscard]] virtual Result<Buffer> allocate(size_t bytes) = 0;

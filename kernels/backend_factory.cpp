@@ -20,6 +20,17 @@ Result<Buffer> Backend::allocate_host(size_t bytes) {
   return Buffer(data, bytes, [](void* p) { std::free(p); });
 }
 
+Status Backend::check_attention_shape(int n_heads, int n_kv_heads, int head_dim) const {
+  if (head_dim <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      name() + ": attention of " + std::to_string(n_heads) + " query heads over " +
+                          std::to_string(n_kv_heads) + " K/V heads of head_dim " +
+                          std::to_string(head_dim) +
+                          ": the query heads must be a positive multiple of the K/V heads");
+  }
+  return Status::ok();
+}
+
 Status Backend::copy_to_host_async(Tensor src, void* dst, CopyDone done) {
   RUNAHEAD_RETURN_IF_ERROR(copy_to_host(src, dst));
   done(Status::ok());

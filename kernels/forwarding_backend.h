@@ -20,6 +20,9 @@ class ForwardingBackend : public Backend {
   int device_index() const override { return inner_.device_index(); }
   DType compute_dtype() const override { return inner_.compute_dtype(); }
   size_t free_memory_bytes() const override { return inner_.free_memory_bytes(); }
+  Status check_attention_shape(int n_heads, int n_kv_heads, int head_dim) const override {
+    return inner_.check_attention_shape(n_heads, n_kv_heads, head_dim);
+  }
 
   Result<Buffer> allocate(size_t bytes) override { return inner_.allocate(bytes); }
   Result<Buffer> allocate_host(size_t bytes) override { return inner_.allocate_host(bytes); }

@@ -283,6 +283,7 @@ HostModel random_host_model(const ModelConfig& c, uint64_t seed, float scale, DT
 Result<ModelWeights> generate_random_weights(const ModelConfig& c, Backend& backend, uint64_t seed,
                                              float scale) {
   RUNAHEAD_RETURN_IF_ERROR(c.validate());
+  RUNAHEAD_RETURN_IF_ERROR(backend.check_attention_shape(c.n_heads, c.n_kv_heads, c.head_dim));
   ModelWeights w;
   w.config = c;
   InPlaceGenerator gen(backend, w, seed, scale);

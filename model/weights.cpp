@@ -106,6 +106,7 @@ Result<ModelWeights> upload_weights(const HostModel& host, Backend& backend,
                                     const UploadProgress& progress) {
   const ModelConfig& c = host.config;
   RUNAHEAD_RETURN_IF_ERROR(c.validate());
+  RUNAHEAD_RETURN_IF_ERROR(backend.check_attention_shape(c.n_heads, c.n_kv_heads, c.head_dim));
   ModelWeights weights;
   weights.config = c;
   Uploader up(host, backend, weights, progress);

@@ -8,7 +8,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${BUILD_DIR:-$root/build-gpu-bundle}
 bundle=$root/.carry/gpu
-targets=(cuda_test ttft_bench tsp_bench staged_copy_bench)
+# TARGETS="cuda_test" builds a subset (a quicker bundle for a test-only call).
+read -r -a targets <<<"${TARGETS:-cuda_test ttft_bench tsp_bench staged_copy_bench}"
 
 cmake -S "$root" -B "$build" -G Ninja -DRUNAHEAD_WERROR=ON -DRUNAHEAD_CUDA=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

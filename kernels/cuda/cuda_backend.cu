@@ -132,6 +132,17 @@ size_t CudaBackend::free_memory_bytes() const {
   return free_bytes;
 }
 
+Status CudaBackend::check_attention_shape(int n_heads, int n_kv_heads, int head_dim) const {
+  RUNAHEAD_RETURN_IF_ERROR(Backend::check_attention_shape(n_heads, n_kv_heads, head_dim));
+  if (head_dim > kMaxGeneralHeadDim) {
+    return make_error(ErrorCode::kUnsupported,
+                      name_ + ": head_dim " + std::to_string(head_dim) +
+                          " is not supported by the CUDA attention kernels (head_dim 1 to " +
+                          std::to_string(kMaxGeneralHeadDim) + "; 64 and 128 on tensor cores)");
+  }
+  return Status::ok();
+}
+
 void CudaBackend::record_failure(ErrorCode code, const std::string& message) {
   std::lock_guard lock(failure_mutex_);
   if (!failure_) failure_ = make_error(code, name_ + ": " + message);
@@ -377,12 +388,14 @@ void CudaBackend::attention(const AttentionArgs& args) {
   // kFa3 and kWgmma force one kernel where it applies.
   const bool fa3 = choice == AttentionKernel::kAuto || choice == AttentionKernel::kFa3;
   if (fa3 && attention_fa3_usable(properties_) && attention_fa3_supports(args)) {
+    last_attention_kernel_ = AttentionKernel::kFa3;
     record(launch_attention_fa3(args, shared, stream_), "attention",
            [&] { return "(fa3, head_dim " + std::to_string(args.head_dim) + ")"; });
     return;
   }
   const bool wgmma = choice == AttentionKernel::kAuto || choice == AttentionKernel::kWgmma;
   if (wgmma && attention_wgmma_usable(properties_) && attention_wgmma_supports(args)) {
+    last_attention_kernel_ = AttentionKernel::kWgmma;
     record(launch_attention_wgmma(args, shared, stream_), "attention",
            [&] { return "(wgmma, head_dim " + std::to_string(args.head_dim) + ")"; });
     return;
@@ -390,6 +403,7 @@ void CudaBackend::attention(const AttentionArgs& args) {
   if (any_tensor_core && attention_mma_supports(args)) {
     const int warps =
         attention_warps_ != 0 ? attention_warps_ : attention_mma_default_warps(shared);
+    last_attention_kernel_ = AttentionKernel::kMma;
     record(launch_attention_mma(args, shared, warps, stream_), "attention",
            [&] { return "(mma, head_dim " + std::to_string(args.head_dim) + ")"; });
     return;
@@ -400,6 +414,7 @@ void CudaBackend::attention(const AttentionArgs& args) {
                                                 std::to_string(kMaxGeneralHeadDim));
     return;
   }
+  last_attention_kernel_ = AttentionKernel::kGeneral;
   record(launch_attention_general(args, stream_), "attention",
          [&] { return "(general, head_dim " + std::to_string(args.head_dim) + ")"; });
 }

@@ -45,6 +45,8 @@ class CudaBackend final : public Backend {
   int device_index() const override { return device_; }
   DType compute_dtype() const override { return DType::kBF16; }
   size_t free_memory_bytes() const override;
+  // Every head_dim up to kMaxGeneralHeadDim (256); 64 and 128 on tensor cores.
+  Status check_attention_shape(int n_heads, int n_kv_heads, int head_dim) const override;
 
   Result<Buffer> allocate(size_t bytes) override;
   // Page-locked (cudaHostAlloc, portable to every device): copies run at full PCIe speed.
@@ -79,6 +81,9 @@ class CudaBackend final : public Backend {
   void set_attention_kernel(AttentionKernel kernel) { attention_kernel_ = kernel; }
   // Warps per block of the mma.sync attention (4 or 8; 0 picks from the device).
   void set_attention_warps(int warps) { attention_warps_ = warps; }
+  // The kernel the last attention() call launched (kAuto before any), so a test that forces a
+  // kernel sees whether it ran or fell back.
+  AttentionKernel last_attention_kernel() const { return last_attention_kernel_; }
   // Times cuBLASLt's candidate algorithms for prefill-sized matrix products, or takes its first
   // heuristic choice (the default; CublasLtMatmul::set_autotune).
   void set_matmul_autotune(bool on);
@@ -114,6 +119,7 @@ class CudaBackend final : public Backend {
   int64_t device_tokens_capacity_ = 0;
   AttentionKernel attention_kernel_ = AttentionKernel::kAuto;
   int attention_warps_ = 0;
+  AttentionKernel last_attention_kernel_ = AttentionKernel::kAuto;
   std::mutex failure_mutex_;
   std::optional<Error> failure_;
 };

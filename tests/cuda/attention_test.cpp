@@ -1,6 +1,8 @@
 // Prefill attention on the GPU (each tensor-core kernel and the general one) against the fp32
-// CPU reference: MHA, GQA and MQA, several head sizes, a causal offset (q_begin > 0), and K/V
-// read from the cache layout (rows of [keys | values], stride 2 * kv_dim).
+// CPU reference, row by row: MHA, GQA and MQA, every supported head size, a causal offset
+// (q_begin > 0), single queries (decode) at the key tiles' edges, and K/V read from the cache
+// layout (rows of [keys | values], stride 2 * kv_dim). Each forced kernel is checked to be the
+// one that ran.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,6 +91,20 @@ TEST_P(CudaAttentionTest, MatchesReference) {
     gpu_->attention(args);
     EXPECT_LT(compare(*cpu_, *gpu_, out, "attention " + c.name() + ", " + variant.name), kTolerance)
         << variant.name;
+    // A forced kernel must have run, not fallen back: the tensor-core kernels take head_dim 64
+    // and 128 (on compute capability 9.0 for fa3 and wgmma), everything else the general one.
+    const bool tensor_core_shape = c.head_dim == 64 || c.head_dim == 128;
+    const bool hopper = gpu_->properties().major == 9 && gpu_->properties().minor == 0;
+    AttentionKernel expected = variant.kernel;
+    if (!tensor_core_shape) {
+      expected = AttentionKernel::kGeneral;
+    } else if (variant.kernel == AttentionKernel::kAuto) {
+      expected = hopper ? AttentionKernel::kFa3 : AttentionKernel::kMma;
+    } else if (!hopper && variant.kernel != AttentionKernel::kGeneral) {
+      expected = AttentionKernel::kMma;
+    }
+    EXPECT_EQ(static_cast<int>(gpu_->last_attention_kernel()), static_cast<int>(expected))
+        << variant.name << " ran another kernel";
   }
 }
 
@@ -105,7 +121,20 @@ INSTANTIATE_TEST_SUITE_P(
         // General kernel: odd head sizes and the same shapes as above.
         AttentionCase{6, 2, 12, 0, 41, true}, AttentionCase{6, 2, 12, 29, 12, true},
         AttentionCase{2, 1, 96, 33, 200, true}, AttentionCase{2, 2, 256, 0, 130, true},
-        AttentionCase{4, 2, 128, 517, 190, true}, AttentionCase{3, 1, 80, 0, 70, false}));
+        AttentionCase{4, 2, 128, 517, 190, true}, AttentionCase{3, 1, 80, 0, 70, false},
+        // One query (a decode step) at positions around the key tiles' edges (32 keys for the
+        // general kernel, 64 and 128 for the tensor-core ones), for every head size and ratio.
+        AttentionCase{4, 1, 64, 127, 1, false}, AttentionCase{4, 1, 64, 128, 1, false},
+        AttentionCase{4, 1, 64, 300, 1, false}, AttentionCase{8, 2, 128, 255, 1, false},
+        AttentionCase{8, 2, 128, 256, 1, false}, AttentionCase{6, 6, 128, 1000, 1, false},
+        AttentionCase{8, 1, 32, 31, 1, false}, AttentionCase{8, 1, 32, 300, 1, false},
+        AttentionCase{6, 2, 40, 299, 1, false}, AttentionCase{6, 2, 40, 4096, 1, false},
+        AttentionCase{5, 5, 80, 63, 1, false}, AttentionCase{6, 3, 96, 1000, 1, false},
+        AttentionCase{2, 1, 256, 300, 1, false},
+        // A few queries after a long prefix, and prefill of odd sizes at tile edges.
+        AttentionCase{6, 2, 40, 300, 3, false}, AttentionCase{8, 1, 32, 0, 300, false},
+        AttentionCase{6, 2, 40, 0, 300, false}, AttentionCase{4, 1, 64, 0, 300, false},
+        AttentionCase{3, 1, 96, 64, 65, false}, AttentionCase{4, 4, 128, 0, 4097, false}));
 
 }  // namespace
 }  // namespace runahead

@@ -4,10 +4,22 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 namespace runahead::testing {
 
 void CudaTest::SetUp() {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string name = std::string(info->test_suite_name()) + "." + info->name();
+  const char* forced = std::getenv("RUNAHEAD_TEST_SEED");
+  // FNV-1a of the name: stable across runs and machines, unlike std::hash.
+  uint64_t seed = 1469598103934665603ull;
+  for (char ch : name) seed = (seed ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  if (forced != nullptr && *forced != '\0') seed = std::strtoull(forced, nullptr, 10);
+  rng_.seed(seed);
+  std::printf("[ seed     ] %s: %llu (RUNAHEAD_TEST_SEED replays it)\n", name.c_str(),
+              static_cast<unsigned long long>(seed));
   auto gpu = CudaBackend::create(0);
   if (!gpu) GTEST_SKIP() << "no CUDA device: " << gpu.error().message;
   gpu_ = std::move(gpu).value();
@@ -76,9 +88,10 @@ std::vector<float> read_gpu(CudaBackend& gpu, const Tensor& t) {
 double compare(Backend& cpu, CudaBackend& gpu, const TwinMatrix& twin, const std::string& what) {
   const std::vector<float> want = read_cpu(cpu, twin.cpu);
   const std::vector<float> got = read_gpu(gpu, twin.gpu);
-  const double error = relative_error(got, want);
-  std::printf("[ rel-err  ] %-48s %.3e\n", what.c_str(), error);
-  return error;
+  const RowError worst = worst_row_error(got, want, twin.cpu.cols);
+  std::printf("[ rel-err  ] %-48s row %.3e (row %lld), L2 %.3e\n", what.c_str(), worst.error,
+              static_cast<long long>(worst.row), relative_error(got, want));
+  return worst.error;
 }
 
 }  // namespace runahead::testing

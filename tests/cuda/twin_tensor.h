@@ -17,14 +17,16 @@
 
 namespace runahead::testing {
 
-// Creates both backends in SetUp; skips every case when there is no usable GPU.
+// Creates both backends in SetUp; skips every case when there is no usable GPU. rng_ is seeded
+// from the test's full name (or RUNAHEAD_TEST_SEED), and the seed is printed, so a failure
+// replays with the same inputs.
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override;
 
   std::unique_ptr<CudaBackend> gpu_;
   std::unique_ptr<Backend> cpu_;
-  std::mt19937_64 rng_{std::random_device{}()};
+  std::mt19937_64 rng_;
 };
 
 struct TwinMatrix {
@@ -48,7 +50,9 @@ void poison(CudaBackend& gpu, const TwinMatrix& twin);
 std::vector<float> read_cpu(Backend& cpu, const Tensor& t);
 std::vector<float> read_gpu(CudaBackend& gpu, const Tensor& t);
 
-// Compares the two sides of `twin`, prints the relative error under `what`, returns it.
+// Compares the two sides of `twin` row by row: prints the worst row's error (max |gpu - cpu|
+// over the row's max |cpu|, tests/support/numeric.h) and the L2 relative error under `what`,
+// and returns the worst row's error.
 double compare(Backend& cpu, CudaBackend& gpu, const TwinMatrix& twin, const std::string& what);
 
 }  // namespace runahead::testing
