@@ -2,7 +2,8 @@
 // written by tools/golden/make_golden.py): every golden checkpoint is loaded through
 // load_model() and uploaded to the GPU, its prompt run as one slice and then one token at a time
 // (a decode step per position), and every position's logits compared, row by row, with the
-// reference's. The greedy continuation must equal the reference's wherever the reference's
+// reference's (a folder's long.json/long.safetensors: a long prompt, at the positions listed in
+// logit_positions). The greedy continuation must equal the reference's wherever the reference's
 // margins leave room for the measured bf16 error.
 //
 // Bound: the worst row's max |gpu - hf| over that row's max |hf| below 5e-2 (bf16 activations;
@@ -44,14 +45,17 @@ std::string golden_root() {
   return RUNAHEAD_GOLDEN_DIR;
 }
 
-// Every folder with a checkpoint and its references.
-std::vector<std::string> golden_folders() {
+// Every reference set: "folder/golden" (the short prompt, every position) and, where the folder
+// has one, "folder/long" (a long prompt, the positions listed in logit_positions).
+std::vector<std::string> golden_references() {
   std::vector<std::string> names;
   std::error_code error;
   for (const auto& entry : std::filesystem::directory_iterator(golden_root(), error)) {
-    if (std::filesystem::exists(entry.path() / "golden.json") &&
-        std::filesystem::exists(entry.path() / "golden.safetensors")) {
-      names.push_back(entry.path().filename().string());
+    for (const char* stem : {"golden", "long"}) {
+      if (std::filesystem::exists(entry.path() / (std::string(stem) + ".json")) &&
+          std::filesystem::exists(entry.path() / (std::string(stem) + ".safetensors"))) {
+        names.push_back(entry.path().filename().string() + "/" + stem);
+      }
     }
   }
   std::sort(names.begin(), names.end());
@@ -61,18 +65,19 @@ std::vector<std::string> golden_folders() {
 class CudaGoldenTest : public testing::CudaTest {
  protected:
   void SetUp() override { testing::CudaTest::SetUp(); }
-  void check_folder(const std::string& name);
+  void check_reference(const std::string& name);
 };
 
-void CudaGoldenTest::check_folder(const std::string& name) {
+void CudaGoldenTest::check_reference(const std::string& name) {
   SCOPED_TRACE(name);
-  const std::string dir = golden_root() + "/" + name;
+  const std::string dir = golden_root() + "/" + name.substr(0, name.find('/'));
+  const std::string stem = dir + "/" + name.substr(name.find('/') + 1);
   auto host = load_model(dir);
   ASSERT_TRUE(host.is_ok()) << host.error().to_string();
   const ModelConfig& c = host->config;
-  std::ifstream in(dir + "/golden.json");
+  std::ifstream in(stem + ".json");
   const nlohmann::json summary = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(summary.is_object()) << dir << "/golden.json";
+  ASSERT_TRUE(summary.is_object()) << stem << ".json";
   const auto prompt = summary.at("prompt").get<std::vector<int32_t>>();
   const auto continuation = summary.at("continuation").get<std::vector<int32_t>>();
   const auto n = static_cast<int64_t>(prompt.size());
@@ -83,7 +88,7 @@ void CudaGoldenTest::check_folder(const std::string& name) {
   } else {
     for (int64_t t = 0; t < n; ++t) positions.push_back(t);
   }
-  auto file = SafetensorsFile::open(dir + "/golden.safetensors");
+  auto file = SafetensorsFile::open(stem + ".safetensors");
   ASSERT_TRUE(file.is_ok()) << file.error().to_string();
   auto logits = (*file)->host_tensor("logits");
   ASSERT_TRUE(logits.is_ok()) << logits.error().to_string();
@@ -160,9 +165,9 @@ void CudaGoldenTest::check_folder(const std::string& name) {
 }
 
 TEST_F(CudaGoldenTest, EveryGoldenCheckpointMatchesHuggingFace) {
-  const std::vector<std::string> folders = golden_folders();
-  ASSERT_FALSE(folders.empty()) << "no golden folders under " << golden_root();
-  for (const std::string& name : folders) check_folder(name);
+  const std::vector<std::string> references = golden_references();
+  ASSERT_FALSE(references.empty()) << "no golden references under " << golden_root();
+  for (const std::string& name : references) check_reference(name);
 }
 
 }  // namespace
