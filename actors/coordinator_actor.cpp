@@ -7,6 +7,7 @@
 
 #include "actors/chain_solver.h"
 #include "core/log.h"
+#include "model/config.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
@@ -269,6 +270,7 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
         return refuse("worker " + hello.name + " runs model " + hello.worker.model_hash +
                       ", the cluster runs " + model_hash_);
       }
+      if (workers_.empty()) sliding_window_ = hello.worker.sliding_window;
       auto worker = std::make_unique<WorkerEntry>();
       worker->id = id;
       worker->connection = connection;
@@ -401,6 +403,9 @@ Status CoordinatorActor::plan(Request& request) {
   if (healthy.empty()) return make_error(ErrorCode::kUnavailable, "no workers");
   const net::PartitionChoice& choice = request.submit.partition;
   const auto tokens = static_cast<int64_t>(request.submit.prompt_tokens.size());
+  RUNAHEAD_RETURN_IF_ERROR(check_sliding_window(static_cast<int>(sliding_window_),
+                                                "the cluster's model " + model_hash_, tokens,
+                                                request.submit.max_new_tokens));
   size_t count = healthy.size();
   if (choice.scheme == "explicit") {
     count = choice.cuts.size() - 1;  // validated at submission

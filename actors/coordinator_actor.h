@@ -116,6 +116,9 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   CoordinatorOptions options_;
   std::shared_ptr<ServerSlot> server_;
   std::string model_hash_;
+  // The cluster model's sliding window (0: none), from the first worker; the model hash, which
+  // covers it, keeps the others equal.
+  uint32_t sliding_window_ = 0;
   uint64_t next_peer_id_ = 1;
   uint64_t next_request_id_ = 1;
   std::map<uint64_t, std::unique_ptr<WorkerEntry>> workers_;  // by worker id

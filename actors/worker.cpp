@@ -128,6 +128,7 @@ class Worker::Impl {
     hello.worker.model_hash = hash;
     hello.worker.per_token_seconds = cost.per_token;
     hello.worker.per_key_seconds = cost.per_key;
+    hello.worker.sliding_window = static_cast<uint32_t>(transformer->config().sliding_window);
     std::promise<Status> joined;
     auto joined_future = joined.get_future();
     net::ControlClient::connect_async(

@@ -269,6 +269,13 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   }
   const bool last = assign.index + 1 == assign.chain.size();
   if (last && assign.max_new_tokens < 1) return refuse("max new tokens must be at least 1");
+  // The coordinator refuses these before dispatch; a worker checks too, whoever assigns.
+  if (Status window = check_sliding_window(config.sliding_window, config.architecture_name,
+                                           static_cast<int64_t>(assign.total_prompt_tokens),
+                                           assign.max_new_tokens);
+      !window.is_ok()) {
+    return refuse(window.message());
+  }
   if (Status valid = sampling_options(assign.sampling).validate(); !valid.is_ok()) {
     return refuse(valid.message());
   }

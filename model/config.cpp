@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -33,6 +34,7 @@ Status ModelConfig::validate() const {
   }
   if (bos_token >= vocab_size) return field_error("bos_token", bos_token);
   if (eos_token >= vocab_size) return field_error("eos_token", eos_token);
+  if (sliding_window < 0) return field_error("sliding_window", sliding_window);
   return Status::ok();
 }
 
@@ -88,6 +90,19 @@ double ModelConfig::prefill_flops(int64_t prefix, int64_t tokens) const {
   const double keys_seen = n * static_cast<double>(prefix) + n * (n + 1) / 2.0;
   const double attention = 4.0 * keys_seen * q_dim();
   return n_layers * (linear + attention);
+}
+
+Status check_sliding_window(int sliding_window, const std::string& model, int64_t prompt_tokens,
+                            int64_t max_new_tokens) {
+  const int64_t positions = prompt_tokens + std::max<int64_t>(max_new_tokens, 1) - 1;
+  if (sliding_window <= 0 || positions <= sliding_window) return Status::ok();
+  return make_error(ErrorCode::kUnsupported,
+                    "a prompt of " + std::to_string(prompt_tokens) + " tokens with " +
+                        std::to_string(max_new_tokens) + " new tokens needs " +
+                        std::to_string(positions) + " positions, more than the sliding window of " +
+                        std::to_string(sliding_window) + " of " + model +
+                        "; sliding-window attention is not implemented (at most " +
+                        std::to_string(sliding_window) + " positions per request)");
 }
 
 }  // namespace runahead

@@ -52,6 +52,11 @@ struct ModelConfig {
   RopeScaling rope_scaling;
   int32_t bos_token = -1;
   int32_t eos_token = -1;
+  // Mistral's sliding-window attention: a query sees only the last `sliding_window` positions
+  // (itself included). Not implemented: attention always covers the whole prefix, which equals
+  // the model only while a request's positions stay inside the window, so longer requests are
+  // refused (check_sliding_window). 0: no window, or one no smaller than max_positions.
+  int sliding_window = 0;
 
   int q_dim() const { return n_heads * head_dim; }
   int kv_dim() const { return n_kv_heads * head_dim; }
@@ -67,5 +72,11 @@ struct ModelConfig {
   // Floating-point operations of a prefill of `tokens` tokens starting after `prefix` tokens.
   double prefill_flops(int64_t prefix, int64_t tokens) const;
 };
+
+// Refuses a request that would run more positions than the model's sliding window (see
+// ModelConfig::sliding_window): the prompt and every generated token but the last, which is
+// never fed back. `model` names the model in the message. Ok when `sliding_window` is 0.
+[[nodiscard]] Status check_sliding_window(int sliding_window, const std::string& model,
+                                          int64_t prompt_tokens, int64_t max_new_tokens);
 
 }  // namespace runahead

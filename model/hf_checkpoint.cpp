@@ -235,6 +235,29 @@ int head_dim_of(ConfigFields& fields, const ModelConfig& c) {
   return c.hidden / c.n_heads;
 }
 
+// Mistral's sliding window; transformers' Llama reads no such key, and neither is it read here
+// for Llama. A window of max_positions or more never binds and is dropped.
+void read_sliding_window(ConfigFields& fields, ModelConfig& c) {
+  if (!fields.has({"sliding_window"})) return;
+  const bool mistral =
+      c.architecture_name == "MistralForCausalLM" || c.architecture_name == "mistral";
+  if (!mistral) {
+    logger("model")->info("{}: sliding_window is not read for this architecture (as transformers)",
+                          c.architecture_name);
+    return;
+  }
+  const int window = fields.integer({"sliding_window"});
+  if (window == 0) {
+    fields.fail("sliding_window", "0 is not a window");
+    return;
+  }
+  if (window >= c.max_positions) return;
+  c.sliding_window = window;
+  logger("model")->info(
+      "{}: sliding_window {}: requests of more positions are refused (not implemented)",
+      c.architecture_name, window);
+}
+
 void read_llama_config(ConfigFields& fields, ModelConfig& c) {
   c.architecture = Architecture::kLlama;
   c.norm = NormKind::kRms;
@@ -256,10 +279,7 @@ void read_llama_config(ConfigFields& fields, ModelConfig& c) {
   }
   read_common(fields, c);
   read_rope(fields, c);
-  if (const Json* window = fields.find({"sliding_window"}); window != nullptr) {
-    logger("model")->info("{}: sliding_window {} is ignored: attention covers the whole prefix",
-                          c.architecture_name, window->dump());
-  }
+  read_sliding_window(fields, c);
 }
 
 void read_falcon_config(ConfigFields& fields, ModelConfig& c) {

@@ -34,6 +34,8 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
                                                   " tokens, more than the model's limit of " +
                                                   std::to_string(c.max_positions));
   }
+  RUNAHEAD_RETURN_IF_ERROR(check_sliding_window(c.sliding_window, c.architecture_name,
+                                                prompt_tokens, options.max_new_tokens));
   // The last generated token is never fed back, so the cache needs one row less.
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= c.vocab_size) {

@@ -48,6 +48,9 @@ void hash_config(Fnv1a& h, const ModelConfig& c) {
   h.value(c.rope_style);
   h.value(c.rope_scaling.type);
   h.value(c.rope_scaling.factor);
+  // Only when set, so that the hashes of models without a window (and the profiles that name
+  // them) stay as they were.
+  if (c.sliding_window > 0) h.value(c.sliding_window);
 }
 
 std::string hex_digest(const Fnv1a& h) {

@@ -124,6 +124,7 @@ void write(schema::WorkerInfo::Builder out, const WorkerInfo& in) {
   out.setModelHash(text(in.model_hash));
   out.setPerTokenSeconds(in.per_token_seconds);
   out.setPerKeySeconds(in.per_key_seconds);
+  out.setSlidingWindow(in.sliding_window);
 }
 
 void write(schema::SamplingParams::Builder out, const SamplingParams& in) {
@@ -336,6 +337,7 @@ WorkerInfo read(schema::WorkerInfo::Reader in) {
   out.model_hash = copy_text(in.getModelHash());
   out.per_token_seconds = in.getPerTokenSeconds();
   out.per_key_seconds = in.getPerKeySeconds();
+  out.sliding_window = in.getSlidingWindow();
   return out;
 }
 

@@ -24,6 +24,8 @@ struct WorkerInfo {
   std::string model_hash;
   double per_token_seconds = 0.0;  // the worker's measured cost model (0: not measured)
   double per_key_seconds = 0.0;
+  // The model's sliding attention window (0: none); requests of more positions are refused.
+  uint32_t sliding_window = 0;
 
   bool operator==(const WorkerInfo&) const = default;
 };

@@ -42,6 +42,7 @@ struct WorkerInfo {
   modelHash @4 :Text;            # hash of weights and config; must match the coordinator's
   perTokenSeconds @5 :Float64;   # cost model a of a slice, t = a n + b n (s + n/2), measured
   perKeySeconds @6 :Float64;     # cost model b; both 0 when not measured
+  slidingWindow @7 :UInt32;      # the model's attention window in positions (0: none)
 }
 
 struct Hello {

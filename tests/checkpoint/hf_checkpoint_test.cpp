@@ -297,17 +297,63 @@ TEST(HfCheckpointTest, RefusesUnsupportedRopeTypeNamingIt) {
   EXPECT_THAT(message, HasSubstr("yarn"));
 }
 
-TEST(HfCheckpointTest, MistralLoadsWithSlidingWindowIgnored) {
-  TempDir dir;
+HfCheckpoint mistral_checkpoint(const nlohmann::json& window) {
   HfCheckpoint ckpt = testing::tiny_llama_checkpoint(DType::kBF16);
   ckpt.config["architectures"] = {"MistralForCausalLM"};
   ckpt.config["model_type"] = "mistral";
-  ckpt.config["sliding_window"] = 4096;
+  ckpt.config["sliding_window"] = window;
+  return ckpt;
+}
+
+TEST(HfCheckpointTest, MistralKeepsItsSlidingWindow) {
+  TempDir dir;
+  const HfCheckpoint ckpt = mistral_checkpoint(48);
   ckpt.write(dir.path());
   auto model = load_hf_checkpoint(dir.path());
   ASSERT_TRUE(model.is_ok()) << model.error().to_string();
   EXPECT_EQ(model->config.architecture, Architecture::kLlama);
   EXPECT_EQ(model->config.architecture_name, "MistralForCausalLM");
+  ASSERT_LT(48, model->config.max_positions);
+  EXPECT_EQ(model->config.sliding_window, 48);
+}
+
+TEST(HfCheckpointTest, SlidingWindowOfTheWholeContextOrNullIsNoWindow) {
+  for (const nlohmann::json& window : {nlohmann::json(nullptr), nlohmann::json(1 << 20)}) {
+    SCOPED_TRACE(window.dump());
+    TempDir dir;
+    const HfCheckpoint ckpt = mistral_checkpoint(window);
+    ckpt.write(dir.path());
+    auto model = load_hf_checkpoint(dir.path());
+    ASSERT_TRUE(model.is_ok()) << model.error().to_string();
+    EXPECT_EQ(model->config.sliding_window, 0);
+  }
+  TempDir dir;
+  HfCheckpoint ckpt = mistral_checkpoint(nullptr);
+  ckpt.config["sliding_window"] = ckpt.config["max_position_embeddings"];
+  ckpt.write(dir.path());
+  auto model = load_hf_checkpoint(dir.path());
+  ASSERT_TRUE(model.is_ok()) << model.error().to_string();
+  EXPECT_EQ(model->config.sliding_window, 0);
+}
+
+TEST(HfCheckpointTest, LlamaReadsNoSlidingWindow) {
+  // transformers' Llama has no sliding window, whatever the config holds.
+  TempDir dir;
+  HfCheckpoint ckpt = testing::tiny_llama_checkpoint(DType::kBF16);
+  ckpt.config["sliding_window"] = 4;
+  ckpt.write(dir.path());
+  auto model = load_hf_checkpoint(dir.path());
+  ASSERT_TRUE(model.is_ok()) << model.error().to_string();
+  EXPECT_EQ(model->config.sliding_window, 0);
+}
+
+TEST(HfCheckpointTest, RefusesABadSlidingWindowNamingIt) {
+  for (const nlohmann::json& window : {nlohmann::json(0), nlohmann::json(-8)}) {
+    SCOPED_TRACE(window.dump());
+    TempDir dir;
+    mistral_checkpoint(window).write(dir.path());
+    EXPECT_THAT(load_error(dir.path()), HasSubstr("sliding_window"));
+  }
 }
 
 TEST(HfCheckpointTest, LoadsShardsThroughTheIndex) {

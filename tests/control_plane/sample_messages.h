@@ -8,7 +8,8 @@
 namespace runahead::net::testing {
 
 inline WorkerInfo sample_worker_info() {
-  return WorkerInfo{"10.0.0.2:7001", {1, 2, 3, 0, 255}, "cpu", 24ull << 30, "sha256:abc"};
+  return WorkerInfo{
+      "10.0.0.2:7001", {1, 2, 3, 0, 255}, "cpu", 24ull << 30, "sha256:abc", 1e-4, 2e-7, 4096};
 }
 
 inline std::vector<ControlMessage> sample_messages() {
