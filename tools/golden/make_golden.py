@@ -17,11 +17,35 @@ runtime stores them; they come from the forward's past_key_values ([batch, kv_he
 The weights are stored as the checkpoint's dtype (fp32, bf16 or fp16) and the reference runs in
 fp32 on exactly those stored values.
 
-Models (all with odd sizes: head_dim 48, vocab near 1000, hidden not a power of two):
-  llama_mha   LlamaForCausalLM, 2 heads = 2 KV heads, linear rope scaling, untied, fp32 storage
-  llama_gqa   LlamaForCausalLM, 4 heads / 2 KV heads, llama3 rope scaling, tied, bf16 storage
-  falcon_mqa  FalconForCausalLM (Falcon-7B layout: multi_query, parallel_attn, LayerNorm with
-              bias, GELU), untied, fp16 storage
+Models (odd sizes: vocab not a power of two, hidden not always heads * head_dim,
+though transformers wants it a multiple of the heads):
+  llama_mha      LlamaForCausalLM, 2 heads = 2 KV heads of 48, linear rope scaling, untied, fp32
+  llama_gqa      LlamaForCausalLM, 4 heads / 2 KV heads of 48, llama3 rope scaling, tied, bf16
+  falcon_mqa     FalconForCausalLM (Falcon-7B layout: multi_query, parallel_attn, LayerNorm with
+                 bias, GELU), 3 heads of 48, untied, fp16
+  llama_gqa64    LlamaForCausalLM, 1 layer, 8 heads / 2 KV heads of 64 (hidden 48 < 8 * 64),
+                 tied, bf16
+  llama_gqa96    LlamaForCausalLM, 1 layer, 6 heads / 2 KV heads of 96 (hidden 48), llama3
+                 scaling, tied, bf16
+  falcon_mqa64   FalconForCausalLM, 1 layer, multi_query, parallel_attn, 2 heads of 64, tied,
+                 fp16
+  llama_tied     LlamaForCausalLM, 2 heads = 2 KV heads of 32, tied, bf16, 4096 positions; also
+                 the LONG reference (below) on a 2011-token prompt
+  mistral_window MistralForCausalLM, 1 layer, 4 heads / 1 KV head of 16, sliding_window 48
+                 (the prompt and its continuation, 37 positions, stay inside it), tied, bf16
+Falcon's new_decoder_architecture (Falcon-40B/180B) is not among them: the loader refuses it.
+
+The long reference (models with a long prompt length, llama_tied) lives beside the short one:
+  OUT/<name>/long.safetensors                  f32 tensors:
+      logits                 [len(logit_positions), vocab]  logits at a few prompt positions
+                                                            (spread over it, and the last four)
+      layers.<L>.keys        [len(kv_positions), kv_heads * head_dim]
+      layers.<L>.values      [len(kv_positions), kv_heads * head_dim]
+  OUT/<name>/long.json                         prompt ids, logit_positions, kv_positions, the
+                                               greedy continuation, the smallest margin, versions
+Only those rows are kept so that the folder stays small; the whole tests/data/golden is about
+5 MB, most of it the checkpoints (hence the small vocabularies and hidden sizes of the later
+models, stored in bf16/fp16).
 
 Requires torch and transformers (written against transformers 5.17, torch 2.11); the models
 are tiny and run on the CPU. Rerun from the repository root with:
@@ -45,6 +69,11 @@ from safetensors.torch import save_file
 
 PROMPT_LEN = 29
 NEW_TOKENS = 8
+# The long reference: a prompt of this many tokens, the logits of a few positions and K/V of a
+# few rows (all of them would be megabytes).
+LONG_PROMPT_LEN = 2011
+LONG_LOGIT_POSITIONS = [0, 1, 63, 64, 500, 1000, 1337, 1800, 2007, 2008, 2009, 2010]
+LONG_KV_POSITIONS = [0, 777, 1500, 2010]
 # A continuation whose steps are decided by less than this (in logits) would hinge on rounding
 # order; the script then tries the next seed.
 MIN_MARGIN = 1e-2
@@ -133,10 +162,130 @@ def falcon_mqa_config():
     )
 
 
+def llama_gqa64_config():
+    return transformers.LlamaConfig(
+        vocab_size=301,
+        hidden_size=48,
+        intermediate_size=72,
+        num_hidden_layers=1,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        **rope_kwargs(500000.0, None),
+    )
+
+
+def llama_gqa96_config():
+    return transformers.LlamaConfig(
+        vocab_size=263,
+        hidden_size=48,
+        intermediate_size=56,
+        num_hidden_layers=1,
+        num_attention_heads=6,
+        num_key_value_heads=2,
+        head_dim=96,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        **rope_kwargs(
+            10000.0,
+            {
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 32,
+            },
+        ),
+    )
+
+
+def falcon_mqa64_config():
+    return transformers.FalconConfig(
+        vocab_size=257,
+        hidden_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_kv_heads=1,
+        multi_query=True,
+        parallel_attn=True,
+        new_decoder_architecture=False,
+        alibi=False,
+        bias=False,
+        ffn_hidden_size=88,
+        activation="gelu",
+        layer_norm_epsilon=1e-5,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=11,
+        eos_token_id=11,
+    )
+
+
+def llama_tied_config():
+    return transformers.LlamaConfig(
+        vocab_size=259,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        head_dim=32,
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        **rope_kwargs(10000.0, None),
+    )
+
+
+def mistral_window_config():
+    return transformers.MistralConfig(
+        vocab_size=251,
+        hidden_size=64,
+        intermediate_size=80,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=1024,
+        sliding_window=48,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        **rope_kwargs(10000.0, None),
+    )
+
+
+# name: (config, model class, storage dtype, length of the long prompt or None)
 MODELS = {
-    "llama_mha": (llama_mha_config, transformers.LlamaForCausalLM, torch.float32),
-    "llama_gqa": (llama_gqa_config, transformers.LlamaForCausalLM, torch.bfloat16),
-    "falcon_mqa": (falcon_mqa_config, transformers.FalconForCausalLM, torch.float16),
+    "llama_mha": (llama_mha_config, transformers.LlamaForCausalLM, torch.float32, None),
+    "llama_gqa": (llama_gqa_config, transformers.LlamaForCausalLM, torch.bfloat16, None),
+    "falcon_mqa": (falcon_mqa_config, transformers.FalconForCausalLM, torch.float16, None),
+    "llama_gqa64": (llama_gqa64_config, transformers.LlamaForCausalLM, torch.bfloat16, None),
+    "llama_gqa96": (llama_gqa96_config, transformers.LlamaForCausalLM, torch.bfloat16, None),
+    "falcon_mqa64": (falcon_mqa64_config, transformers.FalconForCausalLM, torch.float16, None),
+    "llama_tied": (
+        llama_tied_config,
+        transformers.LlamaForCausalLM,
+        torch.bfloat16,
+        LONG_PROMPT_LEN,
+    ),
+    "mistral_window": (
+        mistral_window_config,
+        transformers.MistralForCausalLM,
+        torch.bfloat16,
+        None,
+    ),
 }
 
 
@@ -208,8 +357,47 @@ def check_reload(model_class, directory, prompt, logits):
         sys.exit(f"{directory}: the reloaded checkpoint differs from the reference model")
 
 
+def reference(model, prompt):
+    """One forward with the cache, the greedy continuation, and the smallest top-2 margin."""
+    with torch.no_grad():
+        out = model(input_ids=prompt, use_cache=True)
+        tokens, margin = greedy_by_hand(model, prompt)
+        final = torch.topk(out.logits[0, -1], 2).values
+    return out, tokens, min(margin, float(final[0] - final[1]))
+
+
+def check_generate(name, model, prompt, tokens):
+    """model.generate (cached decoding) must give the continuation the full forwards gave."""
+    with torch.no_grad():
+        generation_config = transformers.GenerationConfig(
+            max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None, pad_token_id=0
+        )
+        generated = model.generate(
+            prompt, generation_config=generation_config, attention_mask=torch.ones_like(prompt)
+        )
+    generate_tokens = generated[0, prompt.shape[1]:].tolist()
+    if generate_tokens != tokens:
+        sys.exit(f"{name}: model.generate gave {generate_tokens}, forwards gave {tokens}")
+
+
+def write_reference(directory, stem, config, out, logit_positions, kv_positions, summary):
+    """<stem>.safetensors (logits at logit_positions, or all; K/V rows) and <stem>.json."""
+    logits = out.logits[0].float()
+    if logit_positions is not None:
+        logits = logits[logit_positions]
+    tensors = {"logits": logits.contiguous()}
+    for layer in range(config.num_hidden_layers):
+        keys, values = kv_of_layer(out.past_key_values, layer)
+        tensors[f"layers.{layer}.keys"] = side_by_side(keys.float(), kv_positions)
+        tensors[f"layers.{layer}.values"] = side_by_side(values.float(), kv_positions)
+    save_file(tensors, os.path.join(directory, stem + ".safetensors"))
+    with open(os.path.join(directory, stem + ".json"), "w") as f:
+        json.dump(summary, f, indent=1)
+        f.write("\n")
+
+
 def make_one(name, out_dir, seed):
-    make_config, model_class, storage_dtype = MODELS[name]
+    make_config, model_class, storage_dtype, long_len = MODELS[name]
     for attempt in range(20):
         generator = torch.Generator().manual_seed(seed + attempt)
         config = make_config()
@@ -223,11 +411,12 @@ def make_one(name, out_dir, seed):
             for param in model.parameters():
                 param.copy_(param.to(storage_dtype).float())
         prompt = torch.randint(3, config.vocab_size, (1, PROMPT_LEN), generator=generator)
-        with torch.no_grad():
-            out = model(input_ids=prompt, use_cache=True)
-            tokens, margin = greedy_by_hand(model, prompt)
-            final_margin = torch.topk(out.logits[0, -1], 2).values
-            margin = min(margin, float(final_margin[0] - final_margin[1]))
+        out, tokens, margin = reference(model, prompt)
+        long = None
+        if long_len is not None and margin >= MIN_MARGIN:
+            long_prompt = torch.randint(3, config.vocab_size, (1, long_len), generator=generator)
+            long = (long_prompt,) + reference(model, long_prompt)
+            margin = min(margin, long[3])
         if margin >= MIN_MARGIN:
             break
         print(f"{name}: seed {seed + attempt} has a top-2 margin of {margin:.2e}, trying another")
@@ -235,16 +424,9 @@ def make_one(name, out_dir, seed):
         sys.exit(f"{name}: no seed gave a greedy margin of at least {MIN_MARGIN}")
 
     model.generation_config.eos_token_id = None  # never stop early: always NEW_TOKENS tokens
-    with torch.no_grad():
-        generation_config = transformers.GenerationConfig(
-            max_new_tokens=NEW_TOKENS, do_sample=False, eos_token_id=None, pad_token_id=0
-        )
-        generated = model.generate(
-            prompt, generation_config=generation_config, attention_mask=torch.ones_like(prompt)
-        )
-    generate_tokens = generated[0, PROMPT_LEN:].tolist()
-    if generate_tokens != tokens:
-        sys.exit(f"{name}: model.generate gave {generate_tokens}, forwards gave {tokens}")
+    check_generate(name, model, prompt, tokens)
+    if long is not None:
+        check_generate(name + " (long)", model, long[0], long[2])
 
     directory = os.path.join(out_dir, name)
     os.makedirs(directory, exist_ok=True)
@@ -255,32 +437,46 @@ def make_one(name, out_dir, seed):
         if os.path.exists(path):
             os.remove(path)
 
-    positions = sorted({0, 1, PROMPT_LEN // 2, PROMPT_LEN - 2, PROMPT_LEN - 1})
-    tensors = {"logits": out.logits[0].float().contiguous()}
-    for layer in range(config.num_hidden_layers):
-        keys, values = kv_of_layer(out.past_key_values, layer)
-        tensors[f"layers.{layer}.keys"] = side_by_side(keys.float(), positions)
-        tensors[f"layers.{layer}.values"] = side_by_side(values.float(), positions)
-    save_file(tensors, os.path.join(directory, "golden.safetensors"))
-
-    summary = {
+    common = {
         "model": name,
         "architecture": model_class.__name__,
         "storage_dtype": str(storage_dtype).replace("torch.", ""),
+        "seed": seed + attempt,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+    }
+    positions = sorted({0, 1, PROMPT_LEN // 2, PROMPT_LEN - 2, PROMPT_LEN - 1})
+    summary = dict(common)
+    summary.update({
         "prompt": prompt[0].tolist(),
         "kv_positions": positions,
         "first_token": int(torch.argmax(out.logits[0, -1])),
         "continuation": tokens,
         "min_top2_margin": margin,
-        "seed": seed + attempt,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-    }
-    with open(os.path.join(directory, "golden.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-        f.write("\n")
+    })
+    write_reference(directory, "golden", config, out, None, positions, summary)
     print(f"{name}: first token {summary['first_token']}, continuation {tokens}, "
-          f"margin {margin:.3f}, files {sorted(os.listdir(directory))}")
+          f"margin {margin:.3f}")
+
+    if long is not None:
+        long_prompt, long_out, long_tokens, long_margin = long
+        logit_positions = [p for p in LONG_LOGIT_POSITIONS if p < long_len]
+        logit_positions = sorted(set(logit_positions + list(range(long_len - 4, long_len))))
+        kv_positions = sorted({p for p in LONG_KV_POSITIONS if p < long_len} | {long_len - 1})
+        summary = dict(common)
+        summary.update({
+            "prompt": long_prompt[0].tolist(),
+            "logit_positions": logit_positions,
+            "kv_positions": kv_positions,
+            "first_token": int(torch.argmax(long_out.logits[0, -1])),
+            "continuation": long_tokens,
+            "min_top2_margin": long_margin,
+        })
+        write_reference(directory, "long", config, long_out, logit_positions, kv_positions,
+                        summary)
+        print(f"{name}: long prompt of {long_len}: first token {summary['first_token']}, "
+              f"continuation {long_tokens}, margin {long_margin:.3f}")
+    print(f"{name}: files {sorted(os.listdir(directory))}")
 
 
 def main():
