@@ -44,7 +44,7 @@ The long reference (models with a long prompt length, llama_tied) lives beside t
   OUT/<name>/long.json                         prompt ids, logit_positions, kv_positions, the
                                                greedy continuation, the smallest margin, versions
 Only those rows are kept so that the folder stays small; the whole tests/data/golden is about
-5 MB, most of it the checkpoints (hence the small vocabularies and hidden sizes of the later
+5.4 MB, most of it the first three checkpoints (hence the small vocabularies and hidden sizes of the later
 models, stored in bf16/fp16).
 
 Requires torch and transformers (written against transformers 5.17, torch 2.11); the models
@@ -53,8 +53,8 @@ are tiny and run on the CPU. Rerun from the repository root with:
 or, on another machine that has torch and transformers, write to a scratch folder there
   python3 tools/golden/make_golden.py --out /tmp/golden && tar czf golden.tgz -C /tmp golden
 and unpack golden.tgz into tests/data/. The outputs are deterministic for a given torch version
-(seeded CPU generator, one thread); keep them under 5 MB in all (du -sh tests/data/golden), then
-run golden_test. Options: --models llama_gqa (a subset), --seed N (the first seed tried).
+(seeded CPU generator, one thread: a rerun with transformers 5.17 and torch 2.11 rewrites the
+same bytes); keep them near 5 MB in all (du -sh tests/data/golden), then run golden_test. Options: --models llama_gqa (a subset), --seed N (the first seed tried).
 """
 
 import argparse
@@ -437,16 +437,15 @@ def make_one(name, out_dir, seed):
         if os.path.exists(path):
             os.remove(path)
 
-    common = {
+    head = {
         "model": name,
         "architecture": model_class.__name__,
         "storage_dtype": str(storage_dtype).replace("torch.", ""),
-        "seed": seed + attempt,
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
     }
+    tail = {"seed": seed + attempt, "transformers": transformers.__version__,
+            "torch": torch.__version__}
     positions = sorted({0, 1, PROMPT_LEN // 2, PROMPT_LEN - 2, PROMPT_LEN - 1})
-    summary = dict(common)
+    summary = dict(head)
     summary.update({
         "prompt": prompt[0].tolist(),
         "kv_positions": positions,
@@ -454,6 +453,7 @@ def make_one(name, out_dir, seed):
         "continuation": tokens,
         "min_top2_margin": margin,
     })
+    summary.update(tail)
     write_reference(directory, "golden", config, out, None, positions, summary)
     print(f"{name}: first token {summary['first_token']}, continuation {tokens}, "
           f"margin {margin:.3f}")
@@ -463,7 +463,7 @@ def make_one(name, out_dir, seed):
         logit_positions = [p for p in LONG_LOGIT_POSITIONS if p < long_len]
         logit_positions = sorted(set(logit_positions + list(range(long_len - 4, long_len))))
         kv_positions = sorted({p for p in LONG_KV_POSITIONS if p < long_len} | {long_len - 1})
-        summary = dict(common)
+        summary = dict(head)
         summary.update({
             "prompt": long_prompt[0].tolist(),
             "logit_positions": logit_positions,
@@ -472,6 +472,7 @@ def make_one(name, out_dir, seed):
             "continuation": long_tokens,
             "min_top2_margin": long_margin,
         })
+        summary.update(tail)
         write_reference(directory, "long", config, long_out, logit_positions, kv_positions,
                         summary)
         print(f"{name}: long prompt of {long_len}: first token {summary['first_token']}, "
