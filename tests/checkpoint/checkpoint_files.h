@@ -9,26 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
+#include "tests/support/temp_dir.h"
 
 namespace runahead::testing {
 
-// A fresh folder under the system's temporary directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 void write_text(const std::string& path, const std::string& text);
 void write_json(const std::string& path, const nlohmann::json& json);
+// The whole file as text (empty when it cannot be read).
+std::string read_text(const std::string& path);
 // A safetensors file with a header of our choosing: 8-byte length, `header`, then `data`.
 void write_raw_safetensors(const std::string& path, const std::string& header,
                            const std::vector<uint8_t>& data);
