@@ -225,14 +225,33 @@ void read_common(ConfigFields& fields, ModelConfig& c) {
   c.eos_token = fields.token("eos_token_id");
 }
 
-int head_dim_of(ConfigFields& fields, const ModelConfig& c) {
+// Llama and Mistral (as transformers' configs): "head_dim", else hidden_size //
+// num_attention_heads, rounded down; the heads need not span the hidden size either way.
+int llama_head_dim(ConfigFields& fields, const ModelConfig& c) {
   if (fields.has({"head_dim"})) return fields.integer({"head_dim"});
+  if (c.n_heads <= 0 || c.hidden < c.n_heads) {
+    fields.fail("num_attention_heads", std::to_string(c.n_heads) +
+                                           " heads do not fit a hidden size of " +
+                                           std::to_string(c.hidden));
+    return 0;
+  }
+  return c.hidden / c.n_heads;
+}
+
+// Falcon: the heads span the hidden size exactly (transformers refuses anything else).
+int falcon_head_dim(ConfigFields& fields, const ModelConfig& c) {
   if (c.n_heads <= 0 || c.hidden % c.n_heads != 0) {
     fields.fail("hidden_size", std::to_string(c.hidden) + " is not a multiple of the " +
                                    std::to_string(c.n_heads) + " attention heads");
     return 0;
   }
-  return c.hidden / c.n_heads;
+  const int head_dim = c.hidden / c.n_heads;
+  if (fields.has({"head_dim"}) && fields.integer({"head_dim"}) != head_dim) {
+    fields.fail("head_dim", fields.find({"head_dim"})->dump() + " differs from hidden_size / " +
+                                "num_attention_heads = " + std::to_string(head_dim));
+    return 0;
+  }
+  return head_dim;
 }
 
 // Mistral's sliding window; transformers' Llama reads no such key, and neither is it read here
@@ -267,7 +286,7 @@ void read_llama_config(ConfigFields& fields, ModelConfig& c) {
   c.n_layers = fields.integer({"num_hidden_layers"});
   c.n_heads = fields.integer({"num_attention_heads"});
   c.n_kv_heads = fields.integer({"num_key_value_heads"}, c.n_heads);
-  c.head_dim = head_dim_of(fields, c);
+  c.head_dim = llama_head_dim(fields, c);
   c.ffn_hidden = fields.integer({"intermediate_size"});
   c.max_positions = fields.integer({"max_position_embeddings"}, 2048);
   c.norm_eps = static_cast<float>(fields.number({"rms_norm_eps"}, 1e-6));
@@ -307,7 +326,7 @@ void read_falcon_config(ConfigFields& fields, ModelConfig& c) {
   c.n_layers = fields.integer({"num_hidden_layers", "n_layer"});
   c.n_heads = fields.integer({"num_attention_heads", "n_head"});
   c.n_kv_heads = 1;
-  c.head_dim = head_dim_of(fields, c);
+  c.head_dim = falcon_head_dim(fields, c);
   c.ffn_hidden = fields.integer({"ffn_hidden_size"}, 4 * c.hidden);
   c.max_positions = fields.integer({"max_position_embeddings"}, 2048);
   c.norm_eps = static_cast<float>(fields.number({"layer_norm_epsilon"}, 1e-5));

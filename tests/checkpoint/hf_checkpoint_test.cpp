@@ -10,9 +10,11 @@
 #include <string>
 
 #include "model/hf_checkpoint.h"
+#include "model/random_model.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "tests/checkpoint/checkpoint_files.h"
+#include "tests/support/hf_export.h"
 
 namespace runahead {
 namespace {
@@ -154,6 +156,42 @@ TEST(HfCheckpointTest, FalconRefusesUnsupportedVariantsNamingTheKey) {
   ckpt.config["multi_query"] = false;
   ckpt.write(dir.path());
   EXPECT_THAT(load_error(dir.path()), HasSubstr("multi_query"));
+}
+
+// transformers' LlamaConfig takes hidden_size // num_attention_heads when head_dim is absent,
+// so the heads need not span the hidden size (26 over 4 heads: head_dim 6, q_proj [24, 26]).
+TEST(HfCheckpointTest, LlamaWithoutHeadDimRoundsHiddenOverHeadsDown) {
+  ModelConfig want = *preset_config("tiny-llama");
+  want.hidden = 26;
+  want.n_heads = 4;
+  want.n_kv_heads = 2;
+  want.head_dim = 6;
+  TempDir dir;
+  const HostModel host = random_host_model(want, 3);
+  ASSERT_TRUE(testing::write_hf_checkpoint(host, dir.path(), {.explicit_head_dim = false}).is_ok());
+  ASSERT_THAT(testing::read_text(dir.file("config.json")), ::testing::Not(HasSubstr("head_dim")));
+  auto model = load_hf_checkpoint(dir.path());
+  ASSERT_TRUE(model.is_ok()) << model.error().to_string();
+  EXPECT_EQ(model->config.hidden, 26);
+  EXPECT_EQ(model->config.head_dim, 6);
+  EXPECT_EQ(model->config.q_dim(), 24);
+  auto backend = make_cpu_backend();
+  auto weights = upload_weights(*model, *backend);
+  EXPECT_TRUE(weights.is_ok()) << weights.error().to_string();
+}
+
+// Falcon's heads span the hidden size; a head_dim key that says otherwise is refused.
+TEST(HfCheckpointTest, FalconRefusesAHeadDimOtherThanHiddenOverHeads) {
+  TempDir dir;
+  HfCheckpoint ckpt = testing::tiny_falcon_checkpoint(DType::kF32);
+  ckpt.config["head_dim"] = 6;  // hidden 24 over 3 heads is 8
+  ckpt.write(dir.path());
+  const std::string error = load_error(dir.path());
+  EXPECT_THAT(error, HasSubstr("head_dim"));
+  EXPECT_THAT(error, HasSubstr("8"));
+  ckpt.config["head_dim"] = 8;
+  ckpt.write(dir.path());
+  EXPECT_TRUE(load_hf_checkpoint(dir.path()).is_ok());
 }
 
 TEST(HfCheckpointTest, FalconReadsTheOriginalRefinedWebKeys) {
