@@ -18,6 +18,7 @@
 #include "model/random_model.h"
 #include "runahead/client.h"
 #include "runahead/coordinator.h"
+#include "tests/cluster/test_cluster.h"
 #include "tests/cluster/worker_process.h"
 #include "tests/support/numeric.h"
 #include "tests/support/random_model.h"
@@ -27,61 +28,13 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::relative_error;
+using Cluster = testing::TestCluster;
+using Reference = testing::SingleProcess;
 using testing::WorkerProcess;
 
-// The single-process reference: greedy tokens and first-token logits of a prompt.
-class Reference {
- public:
-  explicit Reference(const std::string& preset) {
-    auto host = load_random_model("random:" + preset);
-    EXPECT_TRUE(host) << host.error().to_string();
-    if (host) model_ = testing::load_on_cpu(*host);
-  }
-
-  LocalGenerationResult run(const std::vector<int32_t>& prompt, int max_new_tokens) {
-    std::lock_guard lock(mutex_);
-    LocalGenerationOptions options;
-    options.max_new_tokens = max_new_tokens;
-    options.stop_token = model_.transformer->config().eos_token;
-    auto result = generate_local(*model_.transformer, prompt, options);
-    EXPECT_TRUE(result) << result.error().to_string();
-    return std::move(result).value();
-  }
-
- private:
-  std::mutex mutex_;
-  testing::LoadedModel model_;
-};
-
 std::vector<int32_t> prompt_of(int length, int vocab, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> dist(0, vocab - 1);
-  std::vector<int32_t> prompt(static_cast<size_t>(length));
-  for (int32_t& t : prompt) t = dist(rng);
-  return prompt;
+  return testing::random_tokens(length, vocab, seed);
 }
-
-// A coordinator here and `count` worker processes joined to it.
-struct Cluster {
-  Cluster(int count, const std::string& model, const std::vector<std::string>& extra,
-          CoordinatorConfig config = {}) {
-    config.min_tokens_per_worker = 1;
-    auto started = Coordinator::start(config);
-    EXPECT_TRUE(started) << started.error().to_string();
-    coordinator = std::move(started).value();
-    for (int i = 0; i < count; ++i) add_worker(model, extra);
-    const Status joined = coordinator->wait_for_workers(static_cast<size_t>(count), 60s);
-    EXPECT_TRUE(joined.is_ok()) << joined.to_string();
-  }
-
-  void add_worker(const std::string& model, const std::vector<std::string>& extra) {
-    workers.push_back(std::make_unique<WorkerProcess>(coordinator->address(), model,
-                                                      "w" + std::to_string(workers.size()), extra));
-  }
-
-  std::unique_ptr<Coordinator> coordinator;
-  std::vector<std::unique_ptr<WorkerProcess>> workers;
-};
 
 struct TransportCase {
   const char* name;
@@ -92,13 +45,13 @@ class ClusterEqualsOneProcess : public ::testing::TestWithParam<std::tuple<int, 
 
 TEST_P(ClusterEqualsOneProcess, FirstTokenContinuationAndLogits) {
   const auto [workers, transport] = GetParam();
-  Reference reference("tiny-llama");
+  Reference reference("random:tiny-llama");
   Cluster cluster(workers, "random:tiny-llama", {"--transports", transport.transports});
   ASSERT_NE(cluster.coordinator, nullptr);
   for (int length : {9, 40, 101}) {
     SCOPED_TRACE("prompt of " + std::to_string(length) + " tokens");
     const std::vector<int32_t> prompt = prompt_of(length, 97, static_cast<uint64_t>(length));
-    const LocalGenerationResult want = reference.run(prompt, 12);
+    const LocalGenerationResult want = reference.tokens(prompt, 12);
     RequestOptions options;
     options.prompt_tokens = prompt;
     options.max_new_tokens = 12;
@@ -130,7 +83,7 @@ INSTANTIATE_TEST_SUITE_P(WorkersAndTransports, ClusterEqualsOneProcess,
                          });
 
 TEST(ClusterTest, EightClientsTenRequestsEachNoneLost) {
-  Reference reference("tiny-llama");
+  Reference reference("random:tiny-llama");
   CoordinatorConfig config;
   config.queue_capacity = 128;
   Cluster cluster(3, "random:tiny-llama", {"--transports", "tcp"}, config);
@@ -161,8 +114,8 @@ TEST(ClusterTest, EightClientsTenRequestsEachNoneLost) {
           failures.push_back(handle.error().to_string());
           continue;
         }
-        pending.emplace_back(*handle,
-                             reference.run(options.prompt_tokens, options.max_new_tokens).tokens);
+        pending.emplace_back(
+            *handle, reference.tokens(options.prompt_tokens, options.max_new_tokens).tokens);
       }
       for (auto& [handle, want] : pending) {
         auto result = handle.result_within(120000);
@@ -206,13 +159,16 @@ TEST(ClusterTest, KilledWorkerFailsItsRequestNamingItAndARestartedOneRejoins) {
   EXPECT_LT(noticed, 5s);
   EXPECT_NE(failed.error().message.find("w0"), std::string::npos) << failed.error().message;
 
-  // Later requests run on the survivor.
+  // Later requests run on the survivor, with the single-process result.
   options.prompt_tokens = prompt_of(50, 512, 2);
+  Reference reference("random:mini-llama");
+  const std::vector<int32_t> want = reference.tokens(options.prompt_tokens, 4).tokens;
+  ASSERT_EQ(want.size(), 4u);
   auto after = cluster.coordinator->submit(options);
   ASSERT_TRUE(after);
   auto survived = after->result_within(60000);
   ASSERT_TRUE(survived) << survived.error().to_string();
-  EXPECT_EQ(survived->tokens.size(), 4u);
+  EXPECT_EQ(survived->tokens, want);
 
   // A restarted worker rejoins and takes part again.
   cluster.add_worker("random:mini-llama", {"--transports", "tcp"});
@@ -221,7 +177,7 @@ TEST(ClusterTest, KilledWorkerFailsItsRequestNamingItAndARestartedOneRejoins) {
   ASSERT_TRUE(again);
   auto rejoined = again->result_within(60000);
   ASSERT_TRUE(rejoined) << rejoined.error().to_string();
-  EXPECT_EQ(rejoined->tokens, survived->tokens);
+  EXPECT_EQ(rejoined->tokens, want);
   std::map<uint64_t, int> workers;
   for (const LayerTimeline& layer : rejoined->timeline) ++workers[layer.worker_id];
   EXPECT_EQ(workers.size(), 2u);
@@ -286,9 +242,14 @@ TEST(ClusterTest, BusyBeyondTheQueue) {
   ASSERT_FALSE(refused.empty());
   EXPECT_EQ(refused.front().code, ErrorCode::kResourceExhausted);
   EXPECT_NE(refused.front().message.find("busy"), std::string::npos);
+  // The accepted ones, queued behind each other, each get the single-process tokens.
+  const std::vector<int32_t> want =
+      Reference("random:mini-llama").tokens(options.prompt_tokens, options.max_new_tokens).tokens;
+  ASSERT_EQ(want.size(), static_cast<size_t>(options.max_new_tokens));
   for (RequestHandle& handle : accepted) {
     auto result = handle.result_within(120000);
-    EXPECT_TRUE(result) << result.error().to_string();
+    ASSERT_TRUE(result) << result.error().to_string();
+    EXPECT_EQ(result->tokens, want);
   }
 }
 
