@@ -244,9 +244,8 @@ void WorkerActor::fail_request(uint64_t request_id, const Status& status) {
 void WorkerActor::on_assign(net::AssignSlice assign) {
   const uint64_t id = assign.request_id;
   const ModelConfig& config = context_.transformer->config();
-  auto refuse = [&](const std::string& why) {
-    fail_request(id, make_error(ErrorCode::kInvalidArgument,
-                                describe() + ": request " + std::to_string(id) + ": " + why));
+  auto refuse = [&](const std::string& why, ErrorCode code = ErrorCode::kInvalidArgument) {
+    fail_request(id, make_error(code, describe() + ": request " + std::to_string(id) + ": " + why));
   };
   if (requests_.count(id) != 0) return refuse("assigned twice");
   if (assign.index >= assign.chain.size()) return refuse("its position is outside the chain");
@@ -263,9 +262,11 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
                   std::to_string(assign.slice_end - assign.slice_begin));
   }
   if (assign.total_prompt_tokens > static_cast<uint64_t>(config.max_positions)) {
+    // Out of range, as a single process reports it (model/local_generation.cpp).
     return refuse("the prompt has " + std::to_string(assign.total_prompt_tokens) +
-                  " tokens, more than the model's limit of " +
-                  std::to_string(config.max_positions));
+                      " tokens, more than the model's limit of " +
+                      std::to_string(config.max_positions),
+                  ErrorCode::kOutOfRange);
   }
   const bool last = assign.index + 1 == assign.chain.size();
   if (last && assign.max_new_tokens < 1) return refuse("max new tokens must be at least 1");
