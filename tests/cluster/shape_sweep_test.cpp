@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "model/host_model.h"
 #include "model/random_model.h"
 #include "tests/cluster/test_cluster.h"
 #include "tests/support/hf_export.h"
@@ -214,6 +215,18 @@ TEST(ShapeSweep, ClusterEqualsOneProcessOnEveryShape) {
     testing::TempDir dir;
     const Status written = testing::write_hf_checkpoint(host, dir.path(), s.export_options);
     ASSERT_TRUE(written.is_ok()) << written.to_string();
+    // The loader reads the shape back (failing here rather than in every worker).
+    auto loaded = load_model(dir.path());
+    ASSERT_TRUE(loaded) << loaded.error().to_string();
+    const ModelConfig& c = s.config;
+    const ModelConfig& got = loaded->config;
+    EXPECT_EQ(got.head_dim, c.head_dim);
+    EXPECT_EQ(got.n_heads, c.n_heads);
+    EXPECT_EQ(got.n_kv_heads, c.n_kv_heads);
+    EXPECT_EQ(got.hidden, c.hidden);
+    EXPECT_EQ(got.parallel_block, c.parallel_block);
+    EXPECT_EQ(got.tied_embeddings, c.tied_embeddings);
+    EXPECT_EQ(got.rope_inv_freq(), c.rope_inv_freq());
     // The reference runs the generated weights directly; the workers load them from the
     // checkpoint, so the loader's reading of the shape is checked too.
     testing::SingleProcess reference(host);
