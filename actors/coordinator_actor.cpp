@@ -8,6 +8,7 @@
 #include "actors/chain_solver.h"
 #include "core/log.h"
 #include "model/config.h"
+#include "net/control_limits.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
@@ -371,6 +372,12 @@ void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<Requ
     return refuse(ErrorCode::kInvalidArgument,
                   "request " + std::to_string(id) + ": max new tokens must be at least 1");
   }
+  if (submit.top_logprobs > net::ControlLimits{}.max_top_logprobs) {
+    return refuse(ErrorCode::kInvalidArgument,
+                  "request " + std::to_string(id) + ": top log-probabilities K=" +
+                      std::to_string(submit.top_logprobs) + " is above the limit of " +
+                      std::to_string(net::ControlLimits{}.max_top_logprobs));
+  }
   if (Status valid = validate_partition_choice(submit.partition, submit.prompt_tokens.size());
       !valid.is_ok()) {
     return refuse(ErrorCode::kInvalidArgument,
@@ -519,6 +526,8 @@ void CoordinatorActor::dispatch() {
       assign.max_new_tokens = request.submit.max_new_tokens;
       assign.sampling = request.submit.sampling;
       assign.return_logits = request.submit.return_logits;
+      assign.top_logprobs = request.submit.top_logprobs;
+      assign.ignore_eos = request.submit.ignore_eos;
       if (i + 1 == request.chain.size()) {
         // The decoding worker needs the whole prompt for the repetition penalty.
         assign.history_tokens.assign(prompt.begin(), prompt.begin() + request.cuts[i]);

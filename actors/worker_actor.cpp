@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/log.h"
+#include "model/logprobs.h"
 #include "model/sampler.h"
 #include "runtime/overloaded.h"
 
@@ -280,6 +281,11 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   if (Status valid = sampling_options(assign.sampling).validate(); !valid.is_ok()) {
     return refuse(valid.message());
   }
+  if (assign.top_logprobs > 0) {
+    const Status valid =
+        validate_top_logprobs(assign.top_logprobs, config.vocab_size, "top_logprobs");
+    if (!valid.is_ok()) return refuse(valid.message());
+  }
 
   SlicePlan plan;
   plan.request_id = id;
@@ -416,7 +422,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
           // Greedy with no logits asked for: only the index leaves the backend.
           const bool device_argmax = sampler.options().greedy() &&
                                      sampler.options().repetition_penalty == 1.0f &&
-                                     !a.return_logits;
+                                     !a.return_logits && a.top_logprobs == 0;
           int32_t token = -1;
           if (device_argmax) {
             auto chosen = transformer->last_token_argmax(*workspace);
@@ -428,13 +434,23 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
             token = sampler.sample(logits, history);
           }
           history.push_back(token);
-          const bool final = index + 1 == to_generate || token == model_config.eos_token;
+          const bool final =
+              index + 1 == to_generate || (!a.ignore_eos && token == model_config.eos_token);
           net::Token message;
           message.request_id = a.request_id;
           message.token = token;
           message.index = static_cast<uint32_t>(index);
           message.is_last = final;
           if (a.return_logits) message.logits = logits;
+          if (a.top_logprobs > 0) {
+            auto position = position_logprobs(logits, token, static_cast<int>(a.top_logprobs));
+            if (!position) return finish(position.status());
+            message.logprob = position->logprob;
+            for (const TokenLogprob& top : position->top) {
+              message.top_tokens.push_back(top.token);
+              message.top_logprobs.push_back(top.logprob);
+            }
+          }
           if (Status sent = context.send_to_coordinator(message); !sent.is_ok())
             return finish(sent);
           if (final) break;

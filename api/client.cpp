@@ -114,6 +114,7 @@ Client::~Client() {
 }
 
 Result<RequestHandle> Client::submit(RequestOptions options, TokenCallback on_token) {
+  RUNAHEAD_RETURN_IF_ERROR(validate_options(options));
   auto state = std::make_shared<RequestHandle::State>(std::move(on_token));
   net::SubmitRequest submit = to_submit(options);
   {

@@ -12,6 +12,8 @@ net::SubmitRequest to_submit(const RequestOptions& options) {
   submit.sampling.repetition_penalty = options.sampling.repetition_penalty;
   submit.sampling.seed = options.sampling.seed;
   submit.return_logits = options.return_logits;
+  submit.top_logprobs = static_cast<uint32_t>(std::max(options.top_logprobs, 0));
+  submit.ignore_eos = options.ignore_eos;
   switch (options.partition.scheme) {
     case PartitionOptions::Scheme::kDefault:
       break;
@@ -33,6 +35,16 @@ net::SubmitRequest to_submit(const RequestOptions& options) {
     submit.partition.cuts.push_back(static_cast<uint64_t>(std::max<int64_t>(cut, 0)));
   }
   return submit;
+}
+
+Status validate_options(const RequestOptions& options) {
+  const uint32_t most = net::ControlLimits{}.max_top_logprobs;
+  if (options.top_logprobs < 0 || static_cast<uint32_t>(options.top_logprobs) > most) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "top_logprobs is " + std::to_string(options.top_logprobs) +
+                          "; it must be between 0 (none) and " + std::to_string(most));
+  }
+  return Status::ok();
 }
 
 ClusterStatus to_cluster_status(const net::StatusReply& reply) {

@@ -69,6 +69,7 @@ std::string Coordinator::address() const {
 }
 
 Result<RequestHandle> Coordinator::submit(RequestOptions options, TokenCallback on_token) {
+  RUNAHEAD_RETURN_IF_ERROR(validate_options(options));
   auto state = std::make_shared<RequestHandle::State>(std::move(on_token));
   auto accepted = std::make_shared<std::promise<Result<uint64_t>>>();
   auto answer = accepted->get_future();

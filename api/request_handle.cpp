@@ -48,6 +48,13 @@ void RequestHandle::State::token(const net::Token& token) {
     streamed_.push_back(token.token);
     tokens_.push_back(token.token);
     if (!token.logits.empty()) logits_.push_back(token.logits);
+    if (!token.top_tokens.empty()) {
+      PositionLogprobs position{.token = token.token, .logprob = token.logprob, .top = {}};
+      for (size_t i = 0; i < token.top_tokens.size(); ++i) {
+        position.top.push_back(TokenLogprob{token.top_tokens[i], token.top_logprobs[i]});
+      }
+      logprobs_.push_back(std::move(position));
+    }
   }
   changed_.notify_all();
   if (on_token_) on_token_(token.request_id, token.token, token.index);
@@ -73,6 +80,7 @@ void RequestHandle::State::result(const net::RequestResult& result) {
     std::lock_guard lock(mutex_);
     if (outcome_) return;
     out.logits = std::move(logits_);
+    out.logprobs = std::move(logprobs_);
     outcome_ = std::move(out);
   }
   changed_.notify_all();

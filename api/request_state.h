@@ -36,6 +36,7 @@ class RequestHandle::State final : public RequestSink {
   std::vector<int32_t> tokens_;
   std::deque<int32_t> streamed_;
   std::vector<std::vector<float>> logits_;
+  std::vector<PositionLogprobs> logprobs_;
   std::optional<Result<RequestResult>> outcome_;
 };
 

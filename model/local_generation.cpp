@@ -28,6 +28,10 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
                       "max-new-tokens must be at least 1 (the first token), got " +
                           std::to_string(options.max_new_tokens));
   }
+  if (options.top_logprobs != 0) {
+    RUNAHEAD_RETURN_IF_ERROR(
+        validate_top_logprobs(options.top_logprobs, c.vocab_size, "top_logprobs"));
+  }
   const auto prompt_tokens = static_cast<int64_t>(prompt.size());
   if (prompt_tokens > c.max_positions) {
     return make_error(ErrorCode::kOutOfRange, "the prompt has " + std::to_string(prompt_tokens) +
@@ -59,6 +63,14 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
   };
 
   LocalGenerationResult result;
+  // Of the raw logits, before `choose` transforms anything.
+  auto record = [&](std::span<const float> logits, int32_t token) -> Status {
+    if (options.top_logprobs == 0) return Status::ok();
+    RUNAHEAD_ASSIGN_OR_RETURN(PositionLogprobs position,
+                              position_logprobs(logits, token, options.top_logprobs));
+    result.logprobs.push_back(std::move(position));
+    return Status::ok();
+  };
   const auto start = Clock::now();
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
     RUNAHEAD_RETURN_IF_ERROR(transformer.prefill_slice(
@@ -67,6 +79,7 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
   }
   RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, result.first_logits));
   result.first_token = choose(result.first_logits);
+  RUNAHEAD_RETURN_IF_ERROR(record(result.first_logits, result.first_token));
   const auto first = Clock::now();
   result.ttft_seconds = std::chrono::duration<double>(first - start).count();
   result.tokens.push_back(result.first_token);
@@ -81,9 +94,10 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
        ++position) {
     RUNAHEAD_RETURN_IF_ERROR(
         transformer.prefill_slice(std::span<const int32_t>(&token, 1), position, ws, cache));
-    if (options.choose) {
+    if (options.choose || options.top_logprobs != 0) {
       RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
-      token = options.choose(logits);
+      token = choose(logits);
+      RUNAHEAD_RETURN_IF_ERROR(record(logits, token));
     } else {  // greedy: only the index leaves the backend
       RUNAHEAD_ASSIGN_OR_RETURN(token, transformer.last_token_argmax(ws));
     }

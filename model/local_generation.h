@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/logprobs.h"
 #include "model/transformer.h"
 
 namespace runahead {
@@ -16,6 +17,7 @@ struct LocalGenerationOptions {
   int slices = 1;           // even split of the prompt into this many slices
   int max_new_tokens = 16;  // tokens generated, the first one included
   int32_t stop_token = -1;  // stop after emitting this id (-1: never)
+  int top_logprobs = 0;     // K > 0: the top K log-probabilities of every position, in result
   // Picks the next token from the logits; greedy (argmax) when empty.
   std::function<int32_t(std::span<const float> logits)> choose;
   // Called with each token as soon as it is chosen (the first token included); returning false
@@ -25,10 +27,11 @@ struct LocalGenerationOptions {
 
 struct LocalGenerationResult {
   int32_t first_token = -1;
-  std::vector<int32_t> tokens;      // first token and the continuation
-  std::vector<float> first_logits;  // logits that chose the first token
-  double ttft_seconds = 0.0;        // prompt in, first token out
-  double decode_seconds = 0.0;      // the continuation
+  std::vector<int32_t> tokens;             // first token and the continuation
+  std::vector<float> first_logits;         // logits that chose the first token
+  std::vector<PositionLogprobs> logprobs;  // with top_logprobs: one per token, of the raw logits
+  double ttft_seconds = 0.0;               // prompt in, first token out
+  double decode_seconds = 0.0;             // the continuation
   double decode_tokens_per_second() const {
     return decode_seconds > 0 && tokens.size() > 1
                ? static_cast<double>(tokens.size() - 1) / decode_seconds

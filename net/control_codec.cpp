@@ -186,6 +186,8 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             partition.setWorkers(in.partition.workers);
             fill_scalars(partition.initCuts(static_cast<unsigned>(in.partition.cuts.size())),
                          in.partition.cuts);
+            out.setTopLogprobs(in.top_logprobs);
+            out.setIgnoreEos(in.ignore_eos);
           },
           [&](const Cancel& in) {
             auto out = envelope.initCancel();
@@ -211,6 +213,8 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
                          in.history_tokens);
             write(out.initSampling(), in.sampling);
             out.setReturnLogits(in.return_logits);
+            out.setTopLogprobs(in.top_logprobs);
+            out.setIgnoreEos(in.ignore_eos);
           },
           [&](const SliceDone& in) {
             auto out = envelope.initSliceDone();
@@ -226,6 +230,11 @@ void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
             out.setIndex(in.index);
             out.setIsLast(in.is_last);
             fill_scalars(out.initLogits(static_cast<unsigned>(in.logits.size())), in.logits);
+            out.setLogprob(in.logprob);
+            fill_scalars(out.initTopTokens(static_cast<unsigned>(in.top_tokens.size())),
+                         in.top_tokens);
+            fill_scalars(out.initTopLogprobs(static_cast<unsigned>(in.top_logprobs.size())),
+                         in.top_logprobs);
           },
           [&](const RequestResult& in) {
             auto out = envelope.initRequestResult();
@@ -351,6 +360,16 @@ SamplingParams read(schema::SamplingParams::Reader in) {
   return out;
 }
 
+// K of a request's top-K log-probabilities: bounded before any Token is built for it.
+Result<uint32_t> read_top_logprobs(uint32_t k, const ControlLimits& limits) {
+  if (k > limits.max_top_logprobs) {
+    return make_error(ErrorCode::kProtocol,
+                      fmt::format("top log-probabilities K={} is above the limit of {}", k,
+                                  limits.max_top_logprobs));
+  }
+  return k;
+}
+
 Result<Timeline> read(schema::Timeline::Reader in, const ControlLimits& limits) {
   auto layers = in.getLayers();
   RUNAHEAD_RETURN_IF_ERROR(
@@ -405,6 +424,8 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       out.partition.workers = partition.getWorkers();
       RUNAHEAD_ASSIGN_OR_RETURN(out.partition.cuts,
                                 copy_scalars<uint64_t>(partition.getCuts(), limits, "cuts"));
+      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
+      out.ignore_eos = in.getIgnoreEos();
       return ControlMessage(std::move(out));
     }
     case schema::Envelope::CANCEL: {
@@ -434,6 +455,8 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       out.return_logits = in.getReturnLogits();
       RUNAHEAD_ASSIGN_OR_RETURN(out.history_tokens,
                                 copy_scalars<int32_t>(in.getHistoryTokens(), limits, "history"));
+      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
+      out.ignore_eos = in.getIgnoreEos();
       return ControlMessage(std::move(out));
     }
     case schema::Envelope::SLICE_DONE: {
@@ -453,6 +476,20 @@ Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimi
       out.index = in.getIndex();
       out.is_last = in.getIsLast();
       RUNAHEAD_ASSIGN_OR_RETURN(out.logits, copy_scalars<float>(in.getLogits(), limits, "logits"));
+      out.logprob = in.getLogprob();
+      auto top_tokens = in.getTopTokens();
+      auto top_logprobs = in.getTopLogprobs();
+      RUNAHEAD_RETURN_IF_ERROR(
+          check_length(top_tokens.size(), limits.max_top_logprobs, "top log-probability ids"));
+      if (top_logprobs.size() != top_tokens.size()) {
+        return make_error(ErrorCode::kProtocol,
+                          fmt::format("token carries {} top log-probabilities for {} ids",
+                                      top_logprobs.size(), top_tokens.size()));
+      }
+      RUNAHEAD_ASSIGN_OR_RETURN(
+          out.top_tokens, copy_scalars<int32_t>(top_tokens, limits, "top log-probability ids"));
+      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs,
+                                copy_scalars<float>(top_logprobs, limits, "top log-probabilities"));
       return ControlMessage(std::move(out));
     }
     case schema::Envelope::REQUEST_RESULT: {
@@ -554,6 +591,12 @@ Status ControlLimits::validate() const {
                       fmt::format("control limit max_frame_bytes={} must be a multiple of 8 in "
                                   "[64, 1 GiB]",
                                   max_frame_bytes));
+  }
+  if (max_top_logprobs == 0 || max_top_logprobs > max_list_elements) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_top_logprobs={} must be in [1, "
+                                  "max_list_elements={}]",
+                                  max_top_logprobs, max_list_elements));
   }
   if (nesting_limit < 4) {
     return make_error(ErrorCode::kInvalidArgument,

@@ -18,6 +18,8 @@ struct ControlLimits {
   // Longest list of scalars (prompt tokens, logits) and of structs (workers, chain, layers).
   uint32_t max_list_elements = 1u << 22;
   uint32_t max_struct_list_elements = 1u << 16;
+  // Largest K of a request's top-K log-probabilities: a Token then carries K (id, value) pairs.
+  uint32_t max_top_logprobs = 1024;
   // Messages waiting to be written on one connection; send() beyond it fails.
   size_t max_outgoing_messages = 1024;
   // Time a new connection has to complete its Hello/HelloAck exchange.

@@ -12,7 +12,8 @@
 namespace runahead::net {
 
 // Must equal protocolVersion in net/schema/control.capnp (checked at compile time).
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: top log-probabilities and ignore_eos in requests, slices and tokens.
+inline constexpr uint32_t kProtocolVersion = 2;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
 
@@ -82,6 +83,8 @@ struct SubmitRequest {
   SamplingParams sampling;
   bool return_logits = false;
   PartitionChoice partition;
+  uint32_t top_logprobs = 0;  // K > 0: each Token carries the top K log-probabilities
+  bool ignore_eos = false;    // decode past EOS, up to max_new_tokens
 
   bool operator==(const SubmitRequest&) const = default;
 };
@@ -112,6 +115,8 @@ struct AssignSlice {
   SamplingParams sampling;
   bool return_logits = false;
   std::vector<int32_t> history_tokens;  // the last worker only: prompt tokens [0, slice_begin)
+  uint32_t top_logprobs = 0;
+  bool ignore_eos = false;
 
   bool operator==(const AssignSlice&) const = default;
 };
@@ -173,6 +178,11 @@ struct Token {
   uint32_t index = 0;
   bool is_last = false;
   std::vector<float> logits;
+  // With top_logprobs K > 0: the token's log-probability and the K likeliest ids with theirs,
+  // likeliest first (equal lengths).
+  float logprob = 0.0f;
+  std::vector<int32_t> top_tokens;
+  std::vector<float> top_logprobs;
 
   bool operator==(const Token&) const = default;
 };

@@ -47,12 +47,6 @@ struct Run {
   std::vector<int64_t> cuts;
 };
 
-Result<ModelConfig> model_config(const std::string& model) {
-  if (is_random_model_path(model)) return preset_config(model.substr(model.find(':') + 1));
-  RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(model));
-  return host.config;
-}
-
 // The request of one run: a random prompt and the scheme's partition.
 Result<RequestOptions> make_request(const std::string& scheme, int64_t tokens, int workers,
                                     int vocab, std::mt19937_64& random) {

@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include "model/gguf.h"
+#include "model/host_model.h"
+#include "model/random_model.h"
 #include "text/chat_template.h"
 #include "text/text_stream.h"
 
@@ -114,6 +116,72 @@ void add_sampling_options(CLI::App* command, Sampling& sampling) {
   command->add_option("--seed", sampling.seed, "seed of the sampler")->capture_default_str();
 }
 
+Result<ModelConfig> model_config(const std::string& model) {
+  if (is_random_model_path(model)) return preset_config(model.substr(model.find(':') + 1));
+  RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(model));
+  return host.config;
+}
+
+void add_logits_options(CLI::App* command, LogitsOptions& options) {
+  // Not bound with a CLI11 range check: a bad K gets one line naming it, like every other error.
+  command->add_option("--logits", options.logits,
+                      "K >= 1: the top-K log-probabilities (log-softmax of the raw logits over the "
+                      "whole vocabulary) of every generated position and of the token chosen, as "
+                      "\"logprobs\" with --json, one line per position without; 0: the raw "
+                      "logits of the first position as \"logits\" (needs --json)");
+  command->add_flag("--ignore-eos", options.ignore_eos,
+                    "do not stop at EOS or end-of-turn tokens: generate --max-new-tokens");
+}
+
+Status check_logits_options(const LogitsOptions& options, bool json, int64_t vocab, int64_t max_k) {
+  if (!options.given()) return Status::ok();
+  const std::string k = std::to_string(options.logits);
+  if (options.logits < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--logits " + k +
+                          " is negative; give K >= 1 for the top-K log-probabilities "
+                          "or 0 for the first position's logits");
+  }
+  if (options.logits == 0 && !json) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "--logits 0 prints the full logits of the first position only with --json");
+  }
+  if (vocab > 0 && options.logits > vocab) {
+    return make_error(ErrorCode::kInvalidArgument, "--logits " + k + " is more than the " +
+                                                       std::to_string(vocab) +
+                                                       " tokens of the model's vocabulary");
+  }
+  if (max_k > 0 && options.logits > max_k) {
+    return make_error(ErrorCode::kInvalidArgument, "--logits " + k +
+                                                       " is more than a request may carry (" +
+                                                       std::to_string(max_k) + " per token)");
+  }
+  return Status::ok();
+}
+
+nlohmann::json logprobs_json(std::span<const PositionLogprobs> positions) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PositionLogprobs& position : positions) {
+    nlohmann::json top = nlohmann::json::array();
+    for (const TokenLogprob& entry : position.top) {
+      top.push_back({{"token", entry.token}, {"logprob", entry.logprob}});
+    }
+    out.push_back({{"token", position.token}, {"logprob", position.logprob}, {"top", top}});
+  }
+  return out;
+}
+
+void print_logprobs(std::ostream& out, std::span<const PositionLogprobs> positions) {
+  out << "log-probabilities (token: its log-probability | top K):\n";
+  for (size_t i = 0; i < positions.size(); ++i) {
+    const PositionLogprobs& position = positions[i];
+    out << "  " << i << ": " << position.token << " " << position.logprob << " |";
+    for (const TokenLogprob& entry : position.top)
+      out << " " << entry.token << " " << entry.logprob;
+    out << "\n";
+  }
+}
+
 void block_termination_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -135,6 +203,9 @@ int wait_for_termination() {
 struct OutcomePrinter::State {
   const text::Tokenizer* tokenizer = nullptr;
   bool json = false;
+  std::string echo;      // the prompt text, printed with the first token
+  bool printed = false;  // anything on stdout yet: a request that fails before prints nothing
+  LogitsOptions logits;
   std::unique_ptr<text::TextStream> stream;
   std::mutex mutex;
   std::string text;
@@ -146,7 +217,12 @@ OutcomePrinter::OutcomePrinter(const text::Tokenizer* tokenizer, bool json, bool
   state_->tokenizer = tokenizer;
   state_->json = json;
   if (tokenizer != nullptr) state_->stream = std::make_unique<text::TextStream>(*tokenizer);
-  if (!json && tokenizer != nullptr && echo_prompt_text) std::cout << prompt_text << std::flush;
+  if (!json && tokenizer != nullptr && echo_prompt_text) state_->echo = std::move(prompt_text);
+}
+
+void OutcomePrinter::show_logits(const LogitsOptions& options) {
+  std::lock_guard lock(state_->mutex);
+  state_->logits = options;
 }
 
 TokenCallback OutcomePrinter::callback() {
@@ -156,7 +232,11 @@ TokenCallback OutcomePrinter::callback() {
     auto piece = state->stream->push(token);
     if (!piece) return;
     state->text += *piece;
-    if (!state->json) std::cout << *piece << std::flush;
+    if (!state->json) {
+      if (!state->printed) std::cout << state->echo;
+      state->printed = true;
+      std::cout << *piece << std::flush;
+    }
   };
 }
 
@@ -166,9 +246,9 @@ int OutcomePrinter::finish(const Result<RequestResult>& result, const std::vecto
   if (state_->stream) {
     if (auto rest = state_->stream->finish()) {
       state_->text += *rest;
-      if (!state_->json) std::cout << *rest;
+      if (!state_->json && state_->printed) std::cout << *rest;
     }
-    if (!state_->json) std::cout << "\n";
+    if (!state_->json && state_->printed) std::cout << "\n";
   }
   if (!result) {
     std::cerr << "runahead: request failed: " << result.error().message << "\n";
@@ -199,6 +279,8 @@ int OutcomePrinter::finish(const Result<RequestResult>& result, const std::vecto
                                   : 0.0},
         {"timeline", timeline}};
     if (state_->tokenizer != nullptr) out["text"] = state_->text;
+    if (state_->logits.top_logprobs() > 0) out["logprobs"] = logprobs_json(r.logprobs);
+    if (state_->logits.first_logits() && !r.logits.empty()) out["logits"] = r.logits.front();
     if (!extra_json_key.empty()) out[extra_json_key] = nlohmann::json::parse(extra_json);
     std::cout << out.dump() << "\n";
     return 0;
@@ -221,6 +303,7 @@ int OutcomePrinter::finish(const Result<RequestResult>& result, const std::vecto
     std::cout << "  worker " << worker << ": compute " << times.first << " ms, waiting for prefix "
               << times.second << " ms\n";
   }
+  if (state_->logits.top_logprobs() > 0) print_logprobs(std::cout, r.logprobs);
   return 0;
 }
 

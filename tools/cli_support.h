@@ -2,13 +2,18 @@
 // sampling flags, waiting for a termination signal, and printing a request's outcome.
 #pragma once
 
+#include <limits>
 #include <memory>
+#include <ostream>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/status.h"
+#include "model/config.h"
 #include "runahead/request.h"
 #include "text/tokenizer.h"
 
@@ -35,6 +40,29 @@ void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokeniz
 
 void add_sampling_options(CLI::App* command, Sampling& sampling);
 
+// The configuration of a checkpoint, a .gguf file or a random:PRESET.
+[[nodiscard]] Result<ModelConfig> model_config(const std::string& model);
+
+// --logits K and --ignore-eos (generate, local, submit).
+struct LogitsOptions {
+  static constexpr int kNotGiven = std::numeric_limits<int>::min();
+  int logits = kNotGiven;  // K >= 1: top-K log-probabilities per position; 0: first logits
+  bool ignore_eos = false;
+
+  bool given() const { return logits != kNotGiven; }
+  int top_logprobs() const { return given() && logits > 0 ? logits : 0; }
+  bool first_logits() const { return logits == 0; }
+};
+void add_logits_options(CLI::App* command, LogitsOptions& options);
+// One message naming what is wrong: a negative K, --logits 0 without --json, or K above the
+// vocabulary (`vocab` > 0) or above what a request may carry (`max_k` > 0).
+[[nodiscard]] Status check_logits_options(const LogitsOptions& options, bool json, int64_t vocab,
+                                          int64_t max_k);
+// The "logprobs" array of --json: [{"token", "logprob", "top": [{"token", "logprob"}, ...]}].
+nlohmann::json logprobs_json(std::span<const PositionLogprobs> positions);
+// One line per position: the chosen token and its log-probability, then the top K.
+void print_logprobs(std::ostream& out, std::span<const PositionLogprobs> positions);
+
 // Blocks SIGINT and SIGTERM in this thread and the threads it starts later, so that
 // wait_for_termination() can take them; call first thing in a long-running command.
 void block_termination_signals();
@@ -48,6 +76,8 @@ class OutcomePrinter {
   OutcomePrinter(const text::Tokenizer* tokenizer, bool json, bool echo_prompt_text,
                  std::string prompt_text);
   TokenCallback callback();
+  // --logits: the top-K log-probabilities (K >= 1) or the first position's logits (0).
+  void show_logits(const LogitsOptions& options);
   // Returns the process exit code.
   int finish(const Result<RequestResult>& result, const std::vector<int32_t>& prompt,
              const std::string& extra_json_key = "", const std::string& extra_json = "");

@@ -33,6 +33,7 @@ struct GenerateOptions {
   SamplingOptions sampling;
   std::vector<std::string> stop;
   bool json = false;
+  LogitsOptions logits;
 };
 
 std::string join(const std::vector<int32_t>& values) {
@@ -62,6 +63,8 @@ std::vector<int32_t> stop_tokens(const text::Tokenizer* tokenizer, int32_t eos) 
 void run_generate(const GenerateOptions& options) {
   Status sampling_ok = options.sampling.validate();
   if (!sampling_ok) fail(sampling_ok.message());
+  Status logits_ok = check_logits_options(options.logits, options.json, 0, 0);
+  if (!logits_ok) fail(logits_ok.message());
   PromptInput input{.prompt = options.prompt,
                     .tokens = options.tokens,
                     .tokenizer = options.tokenizer,
@@ -79,6 +82,8 @@ void run_generate(const GenerateOptions& options) {
   if (!host && !random) fail(host.error().message);
   auto model_config = random ? preset_config(options.model.substr(7)) : host->config;
   if (!model_config) fail(model_config.error().message);
+  logits_ok = check_logits_options(options.logits, options.json, model_config->vocab_size, 0);
+  if (!logits_ok) fail(logits_ok.message());
   if (tokenizer != nullptr && tokenizer->vocab_size() > model_config->vocab_size) {
     fail("the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
          " tokens but the model only " + std::to_string(model_config->vocab_size));
@@ -108,8 +113,10 @@ void run_generate(const GenerateOptions& options) {
   const ModelConfig& c = weights->config;
 
   // Stopping: a stop token (EOS, end of turn) or a stop string in the streamed text ends the
-  // generation; neither is shown.
-  const std::vector<int32_t> stops = stop_tokens(tokenizer.get(), c.eos_token);
+  // generation; neither is shown. --ignore-eos keeps only the stop strings.
+  const std::vector<int32_t> stops = options.logits.ignore_eos
+                                         ? std::vector<int32_t>{}
+                                         : stop_tokens(tokenizer.get(), c.eos_token);
   const int32_t stop_marker = stops.empty() ? -1 : stops.front();
   Sampler sampler(options.sampling);
   std::vector<int32_t> history = prompt;
@@ -124,6 +131,7 @@ void run_generate(const GenerateOptions& options) {
   generation.slices = options.slices;
   generation.max_new_tokens = options.max_new_tokens;
   generation.stop_token = stop_marker;
+  generation.top_logprobs = options.logits.top_logprobs();
   generation.choose = [&](std::span<const float> logits) -> int32_t {
     const int32_t token = sampler.sample(logits, history);
     for (int32_t stop : stops) {
@@ -173,6 +181,9 @@ void run_generate(const GenerateOptions& options) {
   }
   std::vector<int32_t> generated(history.begin() + static_cast<std::ptrdiff_t>(prompt.size()),
                                  history.end());
+  // One entry per token shown: a stop token that ended the generation is not one.
+  std::vector<PositionLogprobs> logprobs = std::move(result->logprobs);
+  if (logprobs.size() > generated.size()) logprobs.resize(generated.size());
 
   if (options.json) {
     nlohmann::json out = {{"model", options.model},
@@ -186,6 +197,8 @@ void run_generate(const GenerateOptions& options) {
                           {"decode_tokens_per_second", result->decode_tokens_per_second()},
                           {"tokens_per_second", result->decode_tokens_per_second()},
                           {"stop_reason", stop_reason}};
+    if (options.logits.top_logprobs() > 0) out["logprobs"] = logprobs_json(logprobs);
+    if (options.logits.first_logits()) out["logits"] = result->first_logits;
     if (tokenizer != nullptr) {
       auto first = tokenizer->decode(std::span<const int32_t>(&result->first_token, 1));
       out["first_token_text"] = first ? *first : "";
@@ -203,6 +216,7 @@ void run_generate(const GenerateOptions& options) {
   std::cout << "generated: " << generated.size() << " tokens (stop: " << stop_reason << ")\n"
             << "TTFT: " << result->ttft_seconds * 1e3
             << " ms, decode: " << result->decode_tokens_per_second() << " tokens/s\n";
+  if (options.logits.top_logprobs() > 0) print_logprobs(std::cout, logprobs);
 }
 
 }  // namespace
@@ -252,6 +266,7 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--seed", options->sampling.seed, "seed of the sampler")
       ->capture_default_str();
   command->add_option("--stop", options->stop, "stop when the text contains this (repeatable)");
+  add_logits_options(command, options->logits);
   command->add_flag("--json", options->json,
                     "print one JSON object (prompt tokens, first token, TTFT, tokens/s, text)");
   command->callback([options] { run_generate(*options); });

@@ -3,6 +3,7 @@
 // answer as it streams, and stops the workers.
 #include <iostream>
 
+#include "net/control_limits.h"
 #include "runahead/coordinator.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
@@ -25,6 +26,7 @@ struct LocalOptions {
   std::string profile;
   int64_t startup_timeout_s = 300;
   bool json = false;
+  LogitsOptions logits;
 };
 
 int run_local(const LocalOptions& options) {
@@ -33,6 +35,20 @@ int run_local(const LocalOptions& options) {
     return 1;
   };
   if (options.workers < 1) return fail("--workers must be at least 1");
+  if (Status valid = check_logits_options(options.logits, options.json, 0,
+                                          net::ControlLimits{}.max_top_logprobs);
+      !valid.is_ok()) {
+    return fail(valid.message());
+  }
+  if (options.logits.top_logprobs() > 0) {
+    // K against the vocabulary before any worker starts (they would refuse it too).
+    auto config = model_config(options.model);
+    if (!config) return fail(config.error().message);
+    if (Status valid = check_logits_options(options.logits, options.json, config->vocab_size, 0);
+        !valid.is_ok()) {
+      return fail(valid.message());
+    }
+  }
   auto prompt = prepare_prompt(options.input, options.model);
   if (!prompt) return fail(prompt.error().message);
 
@@ -55,8 +71,12 @@ int run_local(const LocalOptions& options) {
 
   RequestOptions request = options.request;
   request.prompt_tokens = prompt->tokens;
+  request.top_logprobs = options.logits.top_logprobs();
+  request.return_logits = options.logits.first_logits();
+  request.ignore_eos = options.logits.ignore_eos;
   OutcomePrinter printer(prompt->tokenizer.get(), options.json, !options.input.chat,
                          options.input.prompt);
+  printer.show_logits(options.logits);
   auto handle = coordinator.submit(request, printer.callback());
   const int code = printer.finish(handle ? handle->result() : Result<RequestResult>(handle.error()),
                                   prompt->tokens);
@@ -113,6 +133,7 @@ void add_local_command(CLI::App& app) {
       ->add_option("--startup-timeout", options->startup_timeout_s,
                    "seconds the workers have to load the model and join")
       ->capture_default_str();
+  add_logits_options(command, options->logits);
   command->add_flag("--json", options->json, "print one JSON object instead of text");
   command->callback([options] {
     block_termination_signals();

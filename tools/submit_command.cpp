@@ -1,6 +1,7 @@
 // runahead submit: send one prompt to a coordinator and stream the answer.
 #include <iostream>
 
+#include "net/control_limits.h"
 #include "runahead/client.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
@@ -13,6 +14,7 @@ void add_submit_command(CLI::App& app) {
     PromptInput input;
     RequestOptions request;
     bool json = false;
+    LogitsOptions logits;
   };
   auto options = std::make_shared<Options>();
   CLI::App* command = app.add_subcommand(
@@ -28,8 +30,16 @@ void add_submit_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   add_sampling_options(command, options->request.sampling);
+  add_logits_options(command, options->logits);
   command->add_flag("--json", options->json, "print one JSON object instead of text");
   command->callback([options] {
+    // K against the vocabulary: the workers refuse it naming themselves.
+    if (Status valid = check_logits_options(options->logits, options->json, 0,
+                                            net::ControlLimits{}.max_top_logprobs);
+        !valid.is_ok()) {
+      std::cerr << "runahead submit: " << valid.message() << "\n";
+      std::exit(1);
+    }
     auto prompt = prepare_prompt(options->input, "");
     if (!prompt) {
       std::cerr << "runahead submit: " << prompt.error().message << "\n";
@@ -41,8 +51,12 @@ void add_submit_command(CLI::App& app) {
       std::exit(1);
     }
     options->request.prompt_tokens = prompt->tokens;
+    options->request.top_logprobs = options->logits.top_logprobs();
+    options->request.return_logits = options->logits.first_logits();
+    options->request.ignore_eos = options->logits.ignore_eos;
     OutcomePrinter printer(prompt->tokenizer.get(), options->json, !options->input.chat,
                            options->input.prompt);
+    printer.show_logits(options->logits);
     auto handle = (*client)->submit(options->request, printer.callback());
     const int code = printer.finish(
         handle ? handle->result() : Result<RequestResult>(handle.error()), prompt->tokens);

@@ -9,7 +9,7 @@
 
 $import "/capnp/c++.capnp".namespace("runahead::schema");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;  # 2: top log-probabilities, ignoreEos
 
 enum Role {
   worker @0;
@@ -82,6 +82,8 @@ struct SubmitRequest {
   sampling @3 :SamplingParams;
   returnLogits @4 :Bool;         # send the logits of every generated position back
   partition @5 :PartitionChoice;
+  topLogprobs @6 :UInt32;        # K > 0: each Token carries the top K log-probabilities
+  ignoreEos @7 :Bool;            # decode past EOS, up to maxNewTokens
 }
 
 struct PartitionChoice {
@@ -115,6 +117,8 @@ struct AssignSlice {
   sampling @8 :SamplingParams;
   returnLogits @9 :Bool;
   historyTokens @10 :List(Int32);  # the last worker only: prompt tokens [0, sliceBegin)
+  topLogprobs @11 :UInt32;       # as in SubmitRequest
+  ignoreEos @12 :Bool;
 }
 
 struct SliceReady {
@@ -164,6 +168,11 @@ struct Token {
   index @2 :UInt32;              # 0 is the first token
   isLast @3 :Bool;
   logits @4 :List(Float32);      # when returnLogits was asked for
+  # With topLogprobs K > 0 (computed on the worker; K pairs, not the vocabulary): the token's
+  # log-probability and the K likeliest ids with theirs, likeliest first.
+  logprob @5 :Float32;
+  topTokens @6 :List(Int32);
+  topLogprobs @7 :List(Float32);
 }
 
 struct RequestResult {

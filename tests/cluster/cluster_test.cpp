@@ -219,6 +219,26 @@ TEST(ClusterTest, BadRequestsGetOneClearError) {
   result = handle->result_within(30000);
   ASSERT_FALSE(result);
   EXPECT_NE(result.error().message.find("256"), std::string::npos) << result.error().message;
+
+  // Top-K log-probabilities: K above the vocabulary is refused by the worker, K negative or
+  // above what a token may carry before the request leaves.
+  RequestOptions top_k;
+  top_k.prompt_tokens = {1, 2, 3};
+  top_k.top_logprobs = 98;  // tiny-llama has 97 tokens
+  handle = cluster.coordinator->submit(top_k);
+  ASSERT_TRUE(handle);
+  result = handle->result_within(30000);
+  ASSERT_FALSE(result);
+  EXPECT_NE(result.error().message.find("top 98"), std::string::npos) << result.error().message;
+  EXPECT_NE(result.error().message.find("vocabulary size 97"), std::string::npos);
+  for (int k : {-1, 1025}) {
+    top_k.top_logprobs = k;
+    auto refused_k = cluster.coordinator->submit(top_k);
+    ASSERT_FALSE(refused_k);
+    EXPECT_NE(refused_k.error().message.find("top_logprobs is " + std::to_string(k)),
+              std::string::npos)
+        << refused_k.error().message;
+  }
 }
 
 TEST(ClusterTest, BusyBeyondTheQueue) {

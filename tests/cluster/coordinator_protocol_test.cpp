@@ -17,6 +17,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
+net::Token token_message(uint64_t request_id, int32_t token, uint32_t index, bool is_last) {
+  net::Token message;
+  message.request_id = request_id;
+  message.token = token;
+  message.index = index;
+  message.is_last = is_last;
+  return message;
+}
+
 // A worker played by the test: what the coordinator sends lands in a queue.
 class ScriptedWorker {
  public:
@@ -88,14 +97,8 @@ TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
   const uint64_t id = assign->request_id;
 
   // Junk: a token out of order, a token and a SliceDone for a request that does not exist.
-  ASSERT_TRUE(
-      worker
-          .send(net::Token{.request_id = id, .token = 1, .index = 3, .is_last = true, .logits = {}})
-          .is_ok());
-  ASSERT_TRUE(worker
-                  .send(net::Token{
-                      .request_id = 999, .token = 1, .index = 0, .is_last = true, .logits = {}})
-                  .is_ok());
+  ASSERT_TRUE(worker.send(token_message(id, 1, 3, true)).is_ok());
+  ASSERT_TRUE(worker.send(token_message(999, 1, 0, true)).is_ok());
   ASSERT_TRUE(
       worker.send(net::SliceDone{.request_id = 999, .worker_id = 1, .index = 0, .timeline = {}})
           .is_ok());
@@ -108,14 +111,8 @@ TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
                                         .direct_to_all = false})
                   .is_ok());
   ASSERT_TRUE(worker.next<net::StartSlice>());
-  ASSERT_TRUE(worker
-                  .send(net::Token{
-                      .request_id = id, .token = 41, .index = 0, .is_last = false, .logits = {}})
-                  .is_ok());
-  ASSERT_TRUE(worker
-                  .send(net::Token{
-                      .request_id = id, .token = 42, .index = 1, .is_last = true, .logits = {}})
-                  .is_ok());
+  ASSERT_TRUE(worker.send(token_message(id, 41, 0, false)).is_ok());
+  ASSERT_TRUE(worker.send(token_message(id, 42, 1, true)).is_ok());
   ASSERT_TRUE(worker
                   .send(net::SliceDone{
                       .request_id = id, .worker_id = worker.id(), .index = 0, .timeline = {}})

@@ -116,6 +116,53 @@ TEST(ControlCodec, ListLimitsApply) {
       << decoded.error().message;
 }
 
+// K is bounded before anything is built for it, and a token's top-K lists agree in length.
+TEST(ControlCodec, TopLogprobsAreBounded) {
+  ControlLimits tight;
+  tight.max_top_logprobs = 4;
+  SubmitRequest request;
+  request.prompt_tokens = {1};
+  request.top_logprobs = 5;
+  auto frame = encode_frame(request, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  auto decoded = decode_message(body_of(*frame), tight);
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
+  EXPECT_NE(decoded.error().message.find("K=5 is above the limit of 4"), std::string::npos)
+      << decoded.error().message;
+  request.top_logprobs = 4;
+  frame = encode_frame(request, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  EXPECT_TRUE(decode_message(body_of(*frame), tight).is_ok());
+
+  AssignSlice assign;
+  assign.top_logprobs = 9;
+  frame = encode_frame(assign, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  decoded = decode_message(body_of(*frame), tight);
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_NE(decoded.error().message.find("K=9"), std::string::npos) << decoded.error().message;
+
+  Token token;
+  token.top_tokens = {1, 2, 3, 4, 5};
+  token.top_logprobs = {-1, -2, -3, -4, -5};
+  frame = encode_frame(token, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  decoded = decode_message(body_of(*frame), tight);
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_NE(decoded.error().message.find("top log-probability ids has 5 elements"),
+            std::string::npos)
+      << decoded.error().message;
+
+  token.top_logprobs.pop_back();
+  frame = encode_frame(token, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  decoded = decode_message(body_of(*frame), ControlLimits{});
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_NE(decoded.error().message.find("4 top log-probabilities for 5 ids"), std::string::npos)
+      << decoded.error().message;
+}
+
 TEST(ControlCodec, TraversalAndNestingLimitsApply) {
   SubmitRequest request;
   request.prompt_tokens.assign(4096, 1);

@@ -19,8 +19,8 @@ inline std::vector<ControlMessage> sample_messages() {
   all.emplace_back(Hello{kProtocolVersion, PeerRole::kWorker, "w1", sample_worker_info()});
   all.emplace_back(HelloAck{kProtocolVersion, false, "model hash differs", 42});
   all.emplace_back(Heartbeat{9, 3, 1ull << 33});
-  all.emplace_back(
-      SubmitRequest{77, {1, -2, 3, 50000}, 16, sampling, true, {"explicit", 2, {0, 3, 4}}});
+  all.emplace_back(SubmitRequest{
+      77, {1, -2, 3, 50000}, 16, sampling, true, {"explicit", 2, {0, 3, 4}}, 5, true});
   all.emplace_back(Cancel{77, "client went away"});
   AssignSlice assign;
   assign.request_id = 77;
@@ -33,9 +33,11 @@ inline std::vector<ControlMessage> sample_messages() {
   assign.max_new_tokens = 16;
   assign.sampling = sampling;
   assign.history_tokens = {1, -2, 3};
+  assign.top_logprobs = 3;
+  assign.ignore_eos = true;
   all.emplace_back(assign);
   all.emplace_back(SliceDone{77, 2, 1, timeline});
-  all.emplace_back(Token{77, 13, 0, false, {0.5f, -1.25f}});
+  all.emplace_back(Token{77, 13, 0, false, {0.5f, -1.25f}, -0.75f, {13, 2}, {-0.75f, -1.5f}});
   all.emplace_back(RequestResult{77, {13, 14}, 123456, 234567, timeline, {0, 1, 2}});
   all.emplace_back(RequestError{77, ErrorCode::kUnavailable, "worker w2 (10.0.0.3:7001) died"});
   all.emplace_back(StatusQuery{});

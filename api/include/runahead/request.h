@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/token_logprobs.h"
 
 namespace runahead {
 
@@ -41,6 +42,11 @@ struct RequestOptions {
   Sampling sampling;
   bool return_logits = false;  // logits of each generated position in RequestResult::logits
   PartitionOptions partition;
+  // K > 0: the top K log-probabilities of each generated position (log-softmax of its raw
+  // logits over the whole vocabulary, computed on the worker) in RequestResult::logprobs.
+  // K may not exceed the vocabulary, nor 1024 (net/control_limits.h).
+  int top_logprobs = 0;
+  bool ignore_eos = false;  // decode past EOS, up to max_new_tokens
 };
 
 // One layer of one worker: where a request's time went.
@@ -60,6 +66,7 @@ struct RequestResult {
   double total_ms = 0.0;
   std::vector<LayerTimeline> timeline;
   std::vector<std::vector<float>> logits;  // when asked for
+  std::vector<PositionLogprobs> logprobs;  // with top_logprobs > 0: one per token
   std::vector<int64_t> cuts;  // the partition it ran with: worker i had tokens [cuts[i], cuts[i+1])
 };
 
