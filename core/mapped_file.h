@@ -14,6 +14,10 @@ namespace runahead {
 class MappedFile {
  public:
   [[nodiscard]] static Result<std::shared_ptr<const MappedFile>> open(const std::string& path);
+  // A read-only, page-aligned copy of `bytes` in anonymous memory, named `name` in errors: the
+  // parsers of mapped files read it exactly as they read a file (tests, fuzzing).
+  [[nodiscard]] static Result<std::shared_ptr<const MappedFile>> from_bytes(
+      const std::string& name, std::span<const uint8_t> bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -126,6 +126,12 @@ const char* safetensors_dtype_name(DType dtype) {
 
 Result<std::shared_ptr<const SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
   RUNAHEAD_ASSIGN_OR_RETURN(std::shared_ptr<const MappedFile> mapping, MappedFile::open(path));
+  return parse(std::move(mapping));
+}
+
+Result<std::shared_ptr<const SafetensorsFile>> SafetensorsFile::parse(
+    std::shared_ptr<const MappedFile> mapping) {
+  const std::string& path = mapping->path();
   const size_t file_size = mapping->size();
   if (file_size < 8) {
     return corrupt(path, "file of " + std::to_string(file_size) +

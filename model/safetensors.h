@@ -33,6 +33,9 @@ class SafetensorsFile {
   // Maps `path` and checks the header: its length against the file, the JSON, every dtype
   // (F32, F16, BF16), shape and data_offsets range, size and overlap. "__metadata__" is ignored.
   [[nodiscard]] static Result<std::shared_ptr<const SafetensorsFile>> open(const std::string& path);
+  // The same checks on an already mapped file (MappedFile::from_bytes for bytes in memory).
+  [[nodiscard]] static Result<std::shared_ptr<const SafetensorsFile>> parse(
+      std::shared_ptr<const MappedFile> mapping);
 
   const std::string& path() const { return mapping_->path(); }
   const std::map<std::string, SafetensorsTensor>& tensors() const { return tensors_; }

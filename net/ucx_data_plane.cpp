@@ -472,12 +472,6 @@ struct UcxDataPlane::Impl {
 
   // --- receives ---
 
-  std::string sender_label(const WireHeader& wire) const {
-    return fmt::format("{} (instance {:016x})",
-                       ucx_wire::printable(wire.sender_name, ucx_wire::kSenderNameBytes),
-                       wire.sender);
-  }
-
   static void on_receive_done(void* request, ucs_status_t status, size_t /*length*/,
                               void* user_data) {
     auto* record = static_cast<ReceiveRecord*>(user_data);
@@ -511,24 +505,11 @@ struct UcxDataPlane::Impl {
   ucs_status_t receive(const void* header, size_t header_length, void* data, size_t length,
                        const ucp_am_recv_param_t& param) {
     const bool rendezvous = (param.recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
-    if (header_length != sizeof(WireHeader)) {
-      return refuse(
-          rendezvous, "an unknown sender",
-          make_error(ErrorCode::kProtocol, fmt::format("message header of {} bytes, expected {}",
-                                                       header_length, sizeof(WireHeader))));
-    }
-    WireHeader wire;
-    std::memcpy(&wire, header, sizeof(WireHeader));
-    const std::string from = sender_label(wire);
-    if (wire.magic != ucx_wire::kBlockMagic || wire.version != ucx_wire::kBlockVersion) {
-      return refuse(rendezvous, from,
-                    make_error(ErrorCode::kProtocol, fmt::format("bad magic {:08x} or version {}",
-                                                                 wire.magic, wire.version)));
-    }
-    const KvBlockHeader& block = wire.block;
-    if (Status valid = validate_block_header(block, limits, length); !valid.is_ok()) {
-      return refuse(rendezvous, from, valid);
-    }
+    const std::span<const uint8_t> header_bytes(static_cast<const uint8_t*>(header), header_length);
+    const std::string from = ucx_wire::describe_sender(header_bytes);
+    Result<WireHeader> wire = ucx_wire::decode_block_header(header_bytes, limits, length);
+    if (!wire.is_ok()) return refuse(rendezvous, from, wire.status());
+    const KvBlockHeader block = wire->block;
     if (!resolve) {
       return refuse(rendezvous, from,
                     make_error(ErrorCode::kUnavailable,

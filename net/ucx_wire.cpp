@@ -23,6 +23,30 @@ std::string printable(const char* text, size_t max_bytes) {
   return out;
 }
 
+Result<BlockHeader> decode_block_header(std::span<const uint8_t> bytes, const BlockLimits& limits,
+                                        uint64_t payload_bytes_on_wire) {
+  if (bytes.size() != sizeof(BlockHeader)) {
+    return make_error(ErrorCode::kProtocol, fmt::format("message header of {} bytes, expected {}",
+                                                        bytes.size(), sizeof(BlockHeader)));
+  }
+  BlockHeader wire;
+  std::memcpy(&wire, bytes.data(), sizeof(BlockHeader));
+  if (wire.magic != kBlockMagic || wire.version != kBlockVersion) {
+    return make_error(ErrorCode::kProtocol,
+                      fmt::format("bad magic {:08x} or version {}", wire.magic, wire.version));
+  }
+  RUNAHEAD_RETURN_IF_ERROR(validate_block_header(wire.block, limits, payload_bytes_on_wire));
+  return wire;
+}
+
+std::string describe_sender(std::span<const uint8_t> bytes) {
+  if (bytes.size() != sizeof(BlockHeader)) return "an unknown sender";
+  BlockHeader wire;
+  std::memcpy(&wire, bytes.data(), sizeof(BlockHeader));
+  return fmt::format("{} (instance {:016x})", printable(wire.sender_name, kSenderNameBytes),
+                     wire.sender);
+}
+
 std::vector<uint8_t> encode_address(const Address& address) {
   const std::string name = address.name.substr(0, kMaxNameBytes);
   std::vector<uint8_t> out;

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -45,6 +46,16 @@ std::vector<uint8_t> encode_address(const Address& address);
 // Parses untrusted bytes; the error names `peer_description` and what is wrong.
 [[nodiscard]] Result<Address> decode_address(const std::vector<uint8_t>& bytes,
                                              const std::string& peer_description);
+
+// The header of an arriving K/V block (`bytes`, as UCX delivered it), checked before anything
+// is written: its size, magic and version, then the block against `limits` and the payload's
+// length on the wire (validate_block_header). kProtocol or kResourceExhausted when refused.
+[[nodiscard]] Result<BlockHeader> decode_block_header(std::span<const uint8_t> bytes,
+                                                      const BlockLimits& limits,
+                                                      uint64_t payload_bytes_on_wire);
+// The sender a block header names, for logs: its printable name and instance id, or "an
+// unknown sender" when `bytes` is not a whole header.
+std::string describe_sender(std::span<const uint8_t> bytes);
 
 // Peer-supplied text made safe for logs: printable ASCII only, at most `max_bytes`.
 std::string printable(const char* text, size_t max_bytes);

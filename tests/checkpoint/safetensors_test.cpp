@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "model/safetensors.h"
 #include "tests/checkpoint/checkpoint_files.h"
 
@@ -81,6 +82,31 @@ TEST(SafetensorsTest, IgnoresMetadataAndAcceptsUnpaddedHeaders) {
   auto w = (*file)->host_tensor("w");
   ASSERT_TRUE(w.is_ok());
   EXPECT_EQ(static_cast<const float*>(w->data)[1], -4.0f);
+}
+
+TEST(SafetensorsTest, ParsesBytesInMemoryAsOpenParsesTheFile) {
+  std::string header = R"({"w":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}})";
+  header.append(3, ' ');  // misaligned data, copied out of the buffer
+  std::vector<uint8_t> bytes(8);
+  for (size_t i = 0; i < 8; ++i) bytes[i] = static_cast<uint8_t>(header.size() >> (8 * i));
+  bytes.insert(bytes.end(), header.begin(), header.end());
+  const float values[2] = {2.5f, -1.0f};
+  const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);
+  bytes.insert(bytes.end(), value_bytes, value_bytes + sizeof values);
+  auto mapping = MappedFile::from_bytes("memory.safetensors", bytes);
+  ASSERT_TRUE(mapping.is_ok()) << mapping.error().to_string();
+  auto file = SafetensorsFile::parse(std::move(mapping).value());
+  ASSERT_TRUE(file.is_ok()) << file.error().to_string();
+  auto w = (*file)->host_tensor("w");
+  ASSERT_TRUE(w.is_ok()) << w.error().to_string();
+  EXPECT_EQ(w->cols, 2);
+  EXPECT_EQ(static_cast<const float*>(w->data)[0], 2.5f);
+  EXPECT_EQ(static_cast<const float*>(w->data)[1], -1.0f);
+
+  bytes.resize(bytes.size() - 1);
+  auto short_file = SafetensorsFile::parse(*MappedFile::from_bytes("memory.safetensors", bytes));
+  ASSERT_FALSE(short_file.is_ok());
+  EXPECT_THAT(short_file.error().message, HasSubstr("memory.safetensors: tensor w"));
 }
 
 TEST(SafetensorsTest, RefusesFileShorterThanTheLengthField) {

@@ -1,8 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <limits>
+#include <span>
+#include <vector>
 
 #include "net/data_plane.h"
+#include "net/ucx_wire.h"
 
 namespace runahead::net {
 namespace {
@@ -64,6 +68,57 @@ TEST(BlockHeaderTest, TokenCountsThatWouldOverflowAreRefused) {
 
 TEST(BlockHeaderTest, DescribeNamesTheBlock) {
   EXPECT_EQ(describe(header(0, 4, 65536)), "request 11 layer 5 tokens [0, 4) 65536 bytes");
+}
+
+std::vector<uint8_t> wire_bytes(const ucx_wire::BlockHeader& wire) {
+  std::vector<uint8_t> bytes(sizeof wire);
+  std::memcpy(bytes.data(), &wire, sizeof wire);
+  return bytes;
+}
+
+ucx_wire::BlockHeader wire_header(const KvBlockHeader& block) {
+  ucx_wire::BlockHeader wire;
+  wire.sender = 0xabc;
+  std::strncpy(wire.sender_name, "w\x01one", ucx_wire::kSenderNameBytes);
+  wire.block = block;
+  return wire;
+}
+
+TEST(BlockHeaderTest, DecodesTheWireHeaderOfAConsistentBlock) {
+  const std::vector<uint8_t> bytes = wire_bytes(wire_header(header(0, 2, 2 * 16384)));
+  auto decoded = ucx_wire::decode_block_header(bytes, kLimits, 2 * 16384);
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error().to_string();
+  EXPECT_EQ(decoded->block.request_id, 11u);
+  EXPECT_EQ(decoded->block.token_end, 2);
+  EXPECT_EQ(ucx_wire::describe_sender(bytes), "w?one (instance 0000000000000abc)");
+}
+
+TEST(BlockHeaderTest, RefusesWireHeadersOfAnotherSizeMagicOrVersion) {
+  std::vector<uint8_t> bytes = wire_bytes(wire_header(header(0, 2, 2 * 16384)));
+  const std::span<const uint8_t> shorter(bytes.data(), bytes.size() - 1);
+  auto truncated = ucx_wire::decode_block_header(shorter, kLimits, 2 * 16384);
+  ASSERT_FALSE(truncated.is_ok());
+  EXPECT_EQ(truncated.error().code, ErrorCode::kProtocol);
+  EXPECT_EQ(ucx_wire::describe_sender(shorter), "an unknown sender");
+
+  ucx_wire::BlockHeader wire = wire_header(header(0, 2, 2 * 16384));
+  wire.version = 2;
+  auto versioned = ucx_wire::decode_block_header(wire_bytes(wire), kLimits, 2 * 16384);
+  ASSERT_FALSE(versioned.is_ok());
+  EXPECT_NE(versioned.error().message.find("version 2"), std::string::npos);
+  wire.version = ucx_wire::kBlockVersion;
+  wire.magic = 0;
+  EXPECT_FALSE(ucx_wire::decode_block_header(wire_bytes(wire), kLimits, 2 * 16384).is_ok());
+}
+
+TEST(BlockHeaderTest, DecodingAWireHeaderChecksTheBlockAgainstTheLimits) {
+  const std::vector<uint8_t> bytes = wire_bytes(wire_header(header(0, 2, 2 * 16384)));
+  auto on_wire = ucx_wire::decode_block_header(bytes, kLimits, 16384);
+  ASSERT_FALSE(on_wire.is_ok());
+  EXPECT_NE(on_wire.error().message.find("on the wire"), std::string::npos);
+  BlockLimits few_layers = kLimits;
+  few_layers.n_layers = 5;
+  EXPECT_FALSE(ucx_wire::decode_block_header(bytes, few_layers, 2 * 16384).is_ok());
 }
 
 }  // namespace
