@@ -52,6 +52,11 @@ class Tokenizer {
 [[nodiscard]] Result<std::unique_ptr<Tokenizer>> load_gguf_tokenizer(const GgufFile& file);
 // A Hugging Face tokenizer.json (byte-level BPE models).
 [[nodiscard]] Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path);
+// The same from the text of a tokenizer.json and of the tokenizer_config.json beside it (empty
+// when there is none); `source` names the input in errors.
+[[nodiscard]] Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(std::string_view json_text,
+                                                                      std::string_view config_text,
+                                                                      const std::string& source);
 // A SentencePiece tokenizer.model; `add_bos` as the model expects (Llama-2: true).
 [[nodiscard]] Result<std::unique_ptr<Tokenizer>> load_sentencepiece(const std::string& path,
                                                                     bool add_bos = true);

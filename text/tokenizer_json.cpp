@@ -1,6 +1,7 @@
 // Hugging Face tokenizer.json files of byte-level BPE models (GPT-2, Llama-3, SmolLM2, Qwen2).
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -53,6 +54,26 @@ Status add_pre_tokenizer(const std::string& path, const json& node, PreTokenizer
       path, "pre_tokenizer type '" + type + "' (supported: Sequence, ByteLevel, Digits, Split)");
 }
 
+// Ids index the vocabulary, so they are checked before anything is sized by them (and
+// converting a float out of range to an integer would be undefined).
+constexpr int64_t kMaxVocabulary = int64_t{1} << 24;
+
+Result<size_t> read_token_id(const std::string& path, const std::string& token, const json& id) {
+  if (!id.is_number_integer()) {
+    return make_error(ErrorCode::kCorruptData,
+                      path + ": token '" + token + "' has id " + id.dump() + ", not an integer");
+  }
+  const bool in_range = id.is_number_unsigned()
+                            ? id.get<uint64_t>() < static_cast<uint64_t>(kMaxVocabulary)
+                            : id.get<int64_t>() >= 0 && id.get<int64_t>() < kMaxVocabulary;
+  if (!in_range) {
+    return make_error(ErrorCode::kCorruptData, path + ": token '" + token + "' has id " +
+                                                   id.dump() + ", outside [0, " +
+                                                   std::to_string(kMaxVocabulary) + ")");
+  }
+  return static_cast<size_t>(id.get<int64_t>());
+}
+
 // tokenizer_config.json beside the file names BOS/EOS as strings or {"content": ...}.
 std::optional<std::string> config_token(const json& config, const char* key) {
   if (!config.contains(key)) return std::nullopt;
@@ -62,8 +83,8 @@ std::optional<std::string> config_token(const json& config, const char* key) {
   return std::nullopt;
 }
 
-Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& path, const json& root,
-                                                        const json& config) {
+Result<std::unique_ptr<Tokenizer>> build_tokenizer(const std::string& path, const json& root,
+                                                   const json& config) {
   const json& model = root.at("model");
   if (model.value("type", "BPE") != "BPE") {
     return unsupported(path, "model type '" + model.value("type", "") +
@@ -76,23 +97,24 @@ Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& path,
   }
   BpeVocabulary v;
   const json& vocab = model.at("vocab");
-  int64_t size = 0;
-  for (const auto& [text, id] : vocab.items())
-    size = std::max<int64_t>(size, id.get<int64_t>() + 1);
   const json added = root.value("added_tokens", json::array());
-  for (const json& token : added) size = std::max<int64_t>(size, token.at("id").get<int64_t>() + 1);
-  if (size <= 0 || size > (int64_t{1} << 24)) {
-    return make_error(ErrorCode::kCorruptData,
-                      path + ": vocabulary ids reach " + std::to_string(size) + ", out of range");
+  size_t size = 0;
+  for (const auto& [text, id] : vocab.items()) {
+    RUNAHEAD_ASSIGN_OR_RETURN(const size_t index, read_token_id(path, text, id));
+    size = std::max(size, index + 1);
   }
-  v.tokens.resize(static_cast<size_t>(size));
+  for (const json& token : added) {
+    RUNAHEAD_ASSIGN_OR_RETURN(
+        const size_t index,
+        read_token_id(path, token.at("content").get<std::string>(), token.at("id")));
+    size = std::max(size, index + 1);
+  }
+  if (size == 0) return make_error(ErrorCode::kCorruptData, path + ": the vocabulary is empty");
+  v.tokens.resize(size);
   v.special.assign(v.tokens.size(), false);
   v.added.assign(v.tokens.size(), false);
   for (const auto& [text, id] : vocab.items()) {
-    const int64_t index = id.get<int64_t>();
-    if (index < 0)
-      return make_error(ErrorCode::kCorruptData, path + ": token '" + text + "' has a negative id");
-    v.tokens[static_cast<size_t>(index)] = text;
+    v.tokens[static_cast<size_t>(id.get<int64_t>())] = text;
   }
   for (const json& token : added) {
     const auto id = static_cast<size_t>(token.at("id").get<int64_t>());
@@ -161,23 +183,34 @@ Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(const std::string& path,
 }  // namespace
 
 Result<std::unique_ptr<Tokenizer>> load_tokenizer_json(const std::string& path) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) return make_error(ErrorCode::kNotFound, path + ": cannot open");
-  json root = json::parse(in, nullptr, false);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string config_text;
+  const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+  if (std::ifstream config_in(config_path, std::ios::binary); config_in) {
+    config_text.assign(std::istreambuf_iterator<char>(config_in), std::istreambuf_iterator<char>());
+  }
+  return parse_tokenizer_json(text, config_text, path);
+}
+
+Result<std::unique_ptr<Tokenizer>> parse_tokenizer_json(std::string_view json_text,
+                                                        std::string_view config_text,
+                                                        const std::string& source) {
+  json root = json::parse(json_text, nullptr, false);
   if (root.is_discarded() || !root.is_object()) {
-    return make_error(ErrorCode::kCorruptData, path + ": not valid JSON");
+    return make_error(ErrorCode::kCorruptData, source + ": not valid JSON");
   }
   json config = json::object();
-  const auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (std::ifstream config_in(config_path); config_in) {
-    config = json::parse(config_in, nullptr, false);
+  if (!config_text.empty()) {
+    config = json::parse(config_text, nullptr, false);
     if (config.is_discarded() || !config.is_object()) config = json::object();
   }
   try {
-    return parse_tokenizer_json(path, root, config);
+    return build_tokenizer(source, root, config);
   } catch (const json::exception& error) {
     // Fields of the wrong type or missing: the file contradicts the format.
-    return make_error(ErrorCode::kCorruptData, path + ": " + error.what());
+    return make_error(ErrorCode::kCorruptData, source + ": " + error.what());
   }
 }
 

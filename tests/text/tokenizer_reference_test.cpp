@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 
 #include <nlohmann/json.hpp>
 
@@ -188,6 +189,77 @@ TEST(Tokenizer, LoadErrorsNameTheFile) {
   auto not_sp = load_sentencepiece(testing::text_data("reference_ids.json"));
   ASSERT_FALSE(not_sp);
   EXPECT_NE(not_sp.error().message.find("reference_ids.json"), std::string::npos);
+}
+
+TEST(Tokenizer, ParsesTokenizerJsonTextAsLoadReadsTheFile) {
+  const std::string path = testing::text_data("smollm_style.tokenizer.json");
+  std::ifstream in(path, std::ios::binary);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto from_file = load_tokenizer_json(path);
+  auto from_text = parse_tokenizer_json(text, "", "memory/tokenizer.json");
+  ASSERT_TRUE(from_file) << from_file.error().to_string();
+  ASSERT_TRUE(from_text) << from_text.error().to_string();
+  const std::string sample = "<|im_start|>user\nHello, world! 123<|im_end|>";
+  auto file_ids = (*from_file)->encode(sample);
+  auto text_ids = (*from_text)->encode(sample);
+  ASSERT_TRUE(file_ids && text_ids);
+  EXPECT_EQ(*file_ids, *text_ids);
+
+  // tokenizer_config.json's text names BOS and EOS.
+  auto configured = parse_tokenizer_json(
+      text, R"({"bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"}})", "memory");
+  ASSERT_TRUE(configured) << configured.error().to_string();
+  EXPECT_EQ((*configured)->bos_token(), (*configured)->token_id("<|im_start|>").value_or(-2));
+  EXPECT_EQ((*configured)->eos_token(), (*configured)->token_id("<|im_end|>").value_or(-2));
+
+  auto broken = parse_tokenizer_json(text.substr(0, text.size() / 2), "", "memory/half.json");
+  ASSERT_FALSE(broken);
+  EXPECT_NE(broken.error().message.find("memory/half.json"), std::string::npos);
+}
+
+// Ids index the vocabulary: negative, fractional or huge ones (found by fuzz/
+// tokenizer_json_fuzzer; the inputs are its seeds fuzz/corpus/tokenizer_json/regression_*) are
+// refused naming the token, where they once wrote out of bounds or overflowed.
+TEST(Tokenizer, RefusesTokenIdsOutsideTheVocabularyRange) {
+  const json minimal = {
+      {"added_tokens", {{{"id", 3}, {"content", "<|im_end|>"}, {"special", true}}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}}},
+      {"model",
+       {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", {"a b"}}}}};
+  auto good = parse_tokenizer_json(minimal.dump(), "", "minimal.json");
+  ASSERT_TRUE(good) << good.error().to_string();
+  EXPECT_EQ((*good)->vocab_size(), 4);
+  auto ids = (*good)->encode("ab<|im_end|>", false);
+  ASSERT_TRUE(ids) << ids.error().to_string();
+  EXPECT_EQ(*ids, (std::vector<int32_t>{2, 3}));
+
+  struct Case {
+    const char* label;
+    bool added;  // the id of the added token, else of vocabulary entry "a"
+    json id;
+    const char* expected;
+  };
+  const Case cases[] = {
+      {"negative added id", true, -1, "token '<|im_end|>' has id -1, outside [0, 16777216)"},
+      {"float added id", true, 1e300, "token '<|im_end|>' has id 1e+300, not an integer"},
+      {"float vocabulary id", false, 2.5, "token 'a' has id 2.5, not an integer"},
+      {"largest vocabulary id", false, INT64_MAX, "token 'a' has id 9223372036854775807, outside"},
+      {"id past the limit", false, 1 << 24, "token 'a' has id 16777216, outside"},
+  };
+  for (const Case& c : cases) {
+    json broken = minimal;
+    if (c.added) {
+      broken["added_tokens"][0]["id"] = c.id;
+    } else {
+      broken["model"]["vocab"]["a"] = c.id;
+    }
+    auto tokenizer = parse_tokenizer_json(broken.dump(), "", "broken.json");
+    ASSERT_FALSE(tokenizer) << c.label;
+    EXPECT_EQ(tokenizer.error().code, ErrorCode::kCorruptData) << c.label;
+    EXPECT_NE(tokenizer.error().message.find(std::string("broken.json: ") + c.expected),
+              std::string::npos)
+        << c.label << ": " << tokenizer.error().message;
+  }
 }
 
 }  // namespace
