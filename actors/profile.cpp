@@ -292,7 +292,8 @@ Result<Profile> Profile::parse(const std::string& text, const std::string& sourc
   json document;
   try {
     document = json::parse(text);
-  } catch (const json::parse_error& error) {
+  } catch (const json::exception& error) {
+    // Not only parse_error: a number beyond double's range is an out_of_range error.
     return make_error(ErrorCode::kCorruptData, source + ": not valid JSON: " + error.what());
   }
   Reader reader(source);

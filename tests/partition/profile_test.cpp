@@ -119,6 +119,21 @@ TEST(ProfileTest, ErrorsNameTheFileAndTheField) {
   EXPECT_NE(missing.error().message.find("/nonexistent/cluster.json"), std::string::npos);
 }
 
+// A number beyond double's range is an error of its own in nlohmann::json (out_of_range, not
+// parse_error); it once escaped Profile::parse and ended the process (found by
+// fuzz/profile_fuzzer, kept as fuzz/corpus/profile/regression_number_overflow.json).
+TEST(ProfileTest, NumbersBeyondDoubleAreAnErrorNotACrash) {
+  const std::string text = R"({"format": "runahead-profile", "version": 1,
+    "model": {"hash": "h", "layers": 2, "kv_bytes_per_token": 1e3001},
+    "workers": [{"name": "a", "per_token_seconds": 1e-4, "per_key_seconds": 0}]})";
+  auto profile = Profile::parse(text, "overflow.json");
+  ASSERT_FALSE(profile);
+  EXPECT_EQ(profile.error().code, ErrorCode::kCorruptData);
+  EXPECT_NE(profile.error().message.find("overflow.json: not valid JSON"), std::string::npos)
+      << profile.error().message;
+  EXPECT_NE(profile.error().message.find("1e3001"), std::string::npos) << profile.error().message;
+}
+
 TEST(ProfileTest, OptionalFieldsTakeTheirDefaults) {
   const std::string minimal = R"({"format": "runahead-profile", "version": 1,
     "model": {"hash": "h", "layers": 2, "kv_bytes_per_token": 64},
