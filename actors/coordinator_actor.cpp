@@ -5,10 +5,10 @@
 
 #include <fmt/format.h>
 
-#include "actors/chain_solver.h"
 #include "core/log.h"
 #include "model/config.h"
-#include "net/control_limits.h"
+#include "net/control/control_limits.h"
+#include "planner/chain_solver.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {

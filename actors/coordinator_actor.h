@@ -1,7 +1,7 @@
 // The coordinator actor: the registry of workers and their health, the request queue, the plan
 // of each request (which workers, in what order, which partition), dispatch, and the answers:
 // first token, streamed tokens and the result, or one error naming the worker or input at
-// fault. Its protocol is net/schema/control.capnp; in-process callers reach it through the
+// fault. Its protocol is net/control/schema/control.capnp; in-process callers reach it through the
 // local messages below (the embeddable API).
 #pragma once
 
@@ -15,11 +15,11 @@
 #include <optional>
 #include <variant>
 
-#include "actors/partition.h"
-#include "actors/profile.h"
 #include "actors/request_sink.h"
-#include "net/control_events.h"
-#include "net/control_server.h"
+#include "net/control/control_events.h"
+#include "net/control/control_server.h"
+#include "planner/partition.h"
+#include "planner/profile.h"
 #include "runtime/actor.h"
 
 namespace runahead {

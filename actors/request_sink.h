@@ -3,7 +3,7 @@
 // any number of token() calls; the messages carry the coordinator's request id.
 #pragma once
 
-#include "net/control_messages.h"
+#include "net/control/control_messages.h"
 
 namespace runahead {
 

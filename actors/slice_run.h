@@ -38,7 +38,7 @@
 #include "core/status.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
-#include "net/data_plane.h"
+#include "net/data/data_plane.h"
 
 namespace runahead {
 

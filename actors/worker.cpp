@@ -6,18 +6,18 @@
 #include <optional>
 
 #include "actors/compute_queue.h"
-#include "actors/cost_probe.h"
 #include "actors/worker_actor.h"
 #include "core/log.h"
 #include "kernels/backend_factory.h"
 #include "kernels/fault_injecting_backend.h"
 #include "model/model_hash.h"
 #include "model/random_model.h"
-#include "net/control_client.h"
-#include "net/direct_write_data_plane.h"
-#include "net/peer_memory.h"
-#include "net/shaped_link_data_plane.h"
-#include "net/ucx_data_plane.h"
+#include "net/control/control_client.h"
+#include "net/data/direct_write_data_plane.h"
+#include "net/data/peer_memory.h"
+#include "net/data/shaped_link_data_plane.h"
+#include "net/data/ucx_data_plane.h"
+#include "planner/cost_probe.h"
 
 namespace runahead {
 

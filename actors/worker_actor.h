@@ -1,6 +1,6 @@
 // The worker actor: the control side of a worker. It takes the coordinator's messages (its
-// protocol is net/schema/control.capnp), owns the data plane and the slice runs of the requests
-// this worker is part of, and queues their computation on the compute thread.
+// protocol is net/control/schema/control.capnp), owns the data plane and the slice runs of the
+// requests this worker is part of, and queues their computation on the compute thread.
 #pragma once
 
 #include <functional>
@@ -14,8 +14,8 @@
 #include "actors/slice_run.h"
 #include "actors/worker.h"
 #include "model/transformer.h"
-#include "net/control_events.h"
-#include "net/data_plane.h"
+#include "net/control/control_events.h"
+#include "net/data/data_plane.h"
 #include "runtime/actor.h"
 
 namespace runahead {

@@ -7,7 +7,7 @@
 
 #include "api/conversions.h"
 #include "api/request_state.h"
-#include "net/control_client.h"
+#include "net/control/control_client.h"
 #include "runtime/actor_system.h"
 #include "runtime/overloaded.h"
 

@@ -6,7 +6,7 @@
 #include "actors/coordinator_actor.h"
 #include "api/conversions.h"
 #include "api/request_state.h"
-#include "net/control_server.h"
+#include "net/control/control_server.h"
 #include "runtime/actor_system.h"
 
 namespace runahead {

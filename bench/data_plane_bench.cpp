@@ -19,7 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/fd_io.h"
-#include "net/ucx_data_plane.h"
+#include "net/data/ucx_data_plane.h"
 
 namespace {
 

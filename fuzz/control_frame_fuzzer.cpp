@@ -1,15 +1,15 @@
-// A control frame as it arrives on a TCP connection: the 8-byte header (net/frame.h), then the
-// body handed to the Cap'n Proto decoder (net/control_codec.h) with the default limits. A
-// message that decodes must encode again, and its encoding must survive a second round trip
-// byte for byte (bytes, not operator==, so that NaN floats compare equal).
+// A control frame as it arrives on a TCP connection: the 8-byte header (net/control/frame.h), then
+// the body handed to the Cap'n Proto decoder (net/control/control_codec.h) with the default limits.
+// A message that decodes must encode again, and its encoding must survive a second round trip byte
+// for byte (bytes, not operator==, so that NaN floats compare equal).
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "net/control_codec.h"
-#include "net/frame.h"
+#include "net/control/control_codec.h"
+#include "net/control/frame.h"
 
 namespace {
 

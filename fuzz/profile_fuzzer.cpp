@@ -1,4 +1,4 @@
-// A calibration profile as `--profile` reads it (actors/profile.h Profile::parse). A profile
+// A calibration profile as `--profile` reads it (planner/profile.h Profile::parse). A profile
 // that is accepted must validate, survive a to_json/parse round trip unchanged, give a chain
 // model that validates for any chain of its workers (and of workers it does not know), and
 // give searched partitions that are whole: rising cuts from 0 to the token count.
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/chain_model.h"
-#include "actors/profile.h"
 #include "fuzz/fuzz_check.h"
+#include "planner/chain_model.h"
+#include "planner/profile.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// What the UCX data plane reads from a peer (net/ucx_wire.h): a published endpoint address
+// What the UCX data plane reads from a peer (net/data/ucx_wire.h): a published endpoint address
 // (decode_address, through the control plane) and the header in front of every K/V block
 // (decode_block_header, checked against the receiver's limits before anything is written).
 // The first input byte picks one; an address that decodes must encode back to itself, and a
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_check.h"
-#include "net/ucx_wire.h"
+#include "net/data/ucx_wire.h"
 
 namespace {
 

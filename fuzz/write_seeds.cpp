@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "net/control_codec.h"
-#include "net/ucx_wire.h"
+#include "net/control/control_codec.h"
+#include "net/data/ucx_wire.h"
 #include "tests/control_plane/sample_messages.h"
 
 namespace {

@@ -17,12 +17,12 @@
 #include <map>
 #include <sstream>
 
-#include "actors/chain_solver.h"
-#include "actors/cost_fit.h"
-#include "actors/partition_search.h"
-#include "actors/profile.h"
 #include "model/host_model.h"
 #include "model/random_model.h"
+#include "planner/chain_solver.h"
+#include "planner/cost_fit.h"
+#include "planner/partition_search.h"
+#include "planner/profile.h"
 #include "runahead/client.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"

@@ -3,7 +3,7 @@
 // answer as it streams, and stops the workers.
 #include <iostream>
 
-#include "net/control_limits.h"
+#include "net/control/control_limits.h"
 #include "runahead/coordinator.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"

@@ -1,7 +1,7 @@
 // runahead submit: send one prompt to a coordinator and stream the answer.
 #include <iostream>
 
-#include "net/control_limits.h"
+#include "net/control/control_limits.h"
 #include "runahead/client.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"

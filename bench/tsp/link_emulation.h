@@ -1,6 +1,6 @@
 // The slow or noisy link that tsp_bench emulates under every K/V all-gather (--link-gbps,
 // --link-jitter-ms), so TSP can be compared with KV-Runahead's shaped links
-// (net/shaped_link_data_plane.h) on GPUs joined by NVLink. The delay is computed here, on the
+// (net/data/shaped_link_data_plane.h) on GPUs joined by NVLink. The delay is computed here, on the
 // host; bench/tsp/link_wait.h makes the GPU wait for it after the real collective.
 //
 // Rate: in a ring all-gather every byte a rank must receive (all shares but its own) crosses the

@@ -12,8 +12,8 @@
 #include <map>
 #include <sstream>
 
-#include "actors/chain_solver.h"
-#include "actors/profile.h"
+#include "planner/chain_solver.h"
+#include "planner/profile.h"
 #include "runahead/coordinator.h"
 #include "tests/cluster/worker_process.h"
 

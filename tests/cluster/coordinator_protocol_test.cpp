@@ -8,7 +8,7 @@
 #include <mutex>
 #include <optional>
 
-#include "net/control_client.h"
+#include "net/control/control_client.h"
 #include "runahead/coordinator.h"
 #include "runtime/actor_system.h"
 

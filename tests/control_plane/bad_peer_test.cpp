@@ -11,9 +11,9 @@
 #include <cstring>
 #include <thread>
 
-#include "net/control_codec.h"
-#include "net/frame.h"
-#include "net/schema/control.capnp.h"
+#include "net/control/control_codec.h"
+#include "net/control/frame.h"
+#include "net/control/schema/control.capnp.h"
 #include "tests/control_plane/control_test_support.h"
 
 namespace runahead::net {

@@ -9,9 +9,9 @@
 #include <cstring>
 #include <random>
 
-#include "net/control_codec.h"
-#include "net/frame.h"
-#include "net/schema/control.capnp.h"
+#include "net/control/control_codec.h"
+#include "net/control/frame.h"
+#include "net/control/schema/control.capnp.h"
 #include "tests/control_plane/sample_messages.h"
 
 namespace runahead::net {

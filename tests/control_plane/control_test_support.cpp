@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "core/log.h"
-#include "net/control_codec.h"
-#include "net/frame.h"
+#include "net/control/control_codec.h"
+#include "net/control/frame.h"
 #include "runtime/overloaded.h"
 
 namespace runahead::net::testing {

@@ -15,9 +15,9 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
-#include "net/control_client.h"
-#include "net/control_events.h"
-#include "net/control_server.h"
+#include "net/control/control_client.h"
+#include "net/control/control_events.h"
+#include "net/control/control_server.h"
 #include "runtime/actor.h"
 
 namespace runahead::net::testing {

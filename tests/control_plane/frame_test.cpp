@@ -1,7 +1,7 @@
 // Frame headers: magic and length checks before any allocation.
 #include <gtest/gtest.h>
 
-#include "net/frame.h"
+#include "net/control/frame.h"
 
 namespace runahead::net {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "net/host_port.h"
+#include "net/control/host_port.h"
 
 namespace runahead::net {
 namespace {

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-#include "net/control_messages.h"
+#include "net/control/control_messages.h"
 
 namespace runahead::net::testing {
 

@@ -7,8 +7,8 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/write.hpp>
 
-#include "net/control_client.h"
-#include "net/control_codec.h"
+#include "net/control/control_client.h"
+#include "net/control/control_codec.h"
 #include "tests/control_plane/control_test_support.h"
 
 namespace runahead::net {

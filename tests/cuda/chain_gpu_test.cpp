@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/partition.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/kv_cache.h"
+#include "planner/partition.h"
 #include "tests/slice_run/chain_harness.h"
 #include "tests/support/numeric.h"
 #include "tests/support/random_model.h"

@@ -5,8 +5,8 @@
 #include <span>
 #include <vector>
 
-#include "net/data_plane.h"
-#include "net/ucx_wire.h"
+#include "net/data/data_plane.h"
+#include "net/data/ucx_wire.h"
 
 namespace runahead::net {
 namespace {

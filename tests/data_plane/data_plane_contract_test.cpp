@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "net/data_plane.h"
+#include "net/data/data_plane.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {

@@ -6,8 +6,8 @@
 
 #include <cstring>
 
-#include "net/direct_write_data_plane.h"
-#include "net/peer_memory.h"
+#include "net/data/direct_write_data_plane.h"
+#include "net/data/peer_memory.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {

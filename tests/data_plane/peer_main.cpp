@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "core/fd_io.h"
-#include "net/ucx_data_plane.h"
+#include "net/data/ucx_data_plane.h"
 
 namespace {
 

@@ -4,8 +4,8 @@
 
 #include <cstring>
 
-#include "net/loopback_data_plane.h"
-#include "net/shaped_link_data_plane.h"
+#include "net/data/loopback_data_plane.h"
+#include "net/data/shaped_link_data_plane.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {

@@ -1,8 +1,8 @@
 #include "tests/data_plane/test_planes.h"
 
-#include "net/direct_write_data_plane.h"
-#include "net/peer_memory.h"
-#include "net/ucx_data_plane.h"
+#include "net/data/direct_write_data_plane.h"
+#include "net/data/peer_memory.h"
+#include "net/data/ucx_data_plane.h"
 
 namespace runahead::net::testing {
 

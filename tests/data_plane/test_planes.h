@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "net/data_plane.h"
-#include "net/loopback_data_plane.h"
+#include "net/data/data_plane.h"
+#include "net/data/loopback_data_plane.h"
 
 namespace runahead::net::testing {
 

@@ -1,7 +1,7 @@
 // The UCX data plane against a hostile peer that speaks raw UCP: malformed and lying block
 // headers are refused without writing anything; plus UCX-specific behaviour (transport
 // override, send timeout).
-#include "net/ucx_data_plane.h"
+#include "net/data/ucx_data_plane.h"
 
 #include <ucp/api/ucp.h>
 
@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#include "net/ucx_wire.h"
+#include "net/data/ucx_wire.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {

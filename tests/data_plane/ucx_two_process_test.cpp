@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "net/ucx_data_plane.h"
+#include "net/data/ucx_data_plane.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {

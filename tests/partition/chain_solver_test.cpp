@@ -8,9 +8,9 @@
 #include <limits>
 #include <random>
 
-#include "actors/chain_model.h"
-#include "actors/chain_solver.h"
-#include "actors/partition.h"
+#include "planner/chain_model.h"
+#include "planner/chain_solver.h"
+#include "planner/partition.h"
 
 namespace runahead {
 namespace {

@@ -5,9 +5,9 @@
 #include <random>
 #include <set>
 
-#include "actors/chain_solver.h"
-#include "actors/cost_fit.h"
-#include "actors/partition_search.h"
+#include "planner/chain_solver.h"
+#include "planner/cost_fit.h"
+#include "planner/partition_search.h"
 
 namespace runahead {
 namespace {

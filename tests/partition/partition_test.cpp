@@ -1,4 +1,4 @@
-#include "actors/partition.h"
+#include "planner/partition.h"
 
 #include <gtest/gtest.h>
 

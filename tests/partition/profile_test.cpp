@@ -1,6 +1,6 @@
 // Calibration profiles: round trip through JSON, validation naming the file and the field,
 // matching workers to profile entries, and KVR-P interpolation of the searched table.
-#include "actors/profile.h"
+#include "planner/profile.h"
 
 #include <gtest/gtest.h>
 

@@ -15,9 +15,9 @@
 
 #include "actors/slice_run.h"
 #include "core/dtype.h"
-#include "net/direct_write_data_plane.h"
-#include "net/loopback_data_plane.h"
-#include "net/peer_memory.h"
+#include "net/data/direct_write_data_plane.h"
+#include "net/data/loopback_data_plane.h"
+#include "net/data/peer_memory.h"
 
 namespace runahead::testing {
 namespace {

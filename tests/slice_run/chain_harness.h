@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "actors/partition.h"
 #include "core/status.h"
+#include "planner/partition.h"
 #include "tests/support/random_model.h"
 
 namespace runahead::testing {

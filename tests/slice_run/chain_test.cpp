@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "actors/partition.h"
+#include "planner/partition.h"
 #include "tests/slice_run/chain_harness.h"
 #include "tests/support/deferred_copy_backend.h"
 #include "tests/support/numeric.h"

@@ -44,7 +44,7 @@ struct RequestOptions {
   PartitionOptions partition;
   // K > 0: the top K log-probabilities of each generated position (log-softmax of its raw
   // logits over the whole vocabulary, computed on the worker) in RequestResult::logprobs.
-  // K may not exceed the vocabulary, nor 1024 (net/control_limits.h).
+  // K may not exceed the vocabulary, nor 1024 (net/control/control_limits.h).
   int top_logprobs = 0;
   bool ignore_eos = false;  // decode past EOS, up to max_new_tokens
 };

@@ -1,0 +1,61 @@
+// An outgoing control connection (a worker to its coordinator, a client to the coordinator):
+// connects, sends Hello, and is ready once the peer answers with an accepting HelloAck.
+// Messages that arrive afterwards, and the close of the connection, go to the sink.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <asio/io_context.hpp>
+
+#include "core/status.h"
+#include "net/control/control_events.h"
+#include "net/control/control_limits.h"
+#include "net/control/control_messages.h"
+
+namespace runahead::net {
+
+class ControlConnection;
+
+class ControlClient {
+ public:
+  using ConnectCallback = std::function<void(Result<std::unique_ptr<ControlClient>>)>;
+
+  // Connects to `address` ("host:port") and exchanges Hello/HelloAck within `timeout`.
+  // `done` runs once, on a thread of `io`, with the client or with an error: kTimeout, kProtocol
+  // (version mismatch, a peer that does not speak the protocol), kUnavailable (refused, with
+  // the peer's reason, or unreachable).
+  static void connect_async(asio::io_context& io, const std::string& address, Hello hello,
+                            ControlEventSink sink, std::chrono::milliseconds timeout,
+                            ControlLimits limits, ConnectCallback done);
+
+  // The same, waiting for the outcome; `io` must be run by another thread.
+  static Result<std::unique_ptr<ControlClient>> connect(asio::io_context& io,
+                                                        const std::string& address, Hello hello,
+                                                        ControlEventSink sink,
+                                                        std::chrono::milliseconds timeout,
+                                                        ControlLimits limits = {});
+
+  ~ControlClient();  // close()
+  ControlClient(const ControlClient&) = delete;
+  ControlClient& operator=(const ControlClient&) = delete;
+
+  ConnectionId id() const;
+  std::string peer() const;
+  const HelloAck& ack() const { return ack_; }
+
+  // Thread-safe; as ControlConnection::send.
+  Status send(const ControlMessage& message);
+  // Closes after the queued messages are written (`flush`) or at once.
+  void close(bool flush = false);
+
+  ControlClient(std::shared_ptr<ControlConnection> connection, HelloAck ack);
+
+ private:
+  std::shared_ptr<ControlConnection> connection_;
+  HelloAck ack_;
+};
+
+}  // namespace runahead::net

@@ -1,0 +1,264 @@
+// The control-plane messages as plain C++ values (the wire form is
+// net/control/schema/control.capnp). Actors build and receive these; only
+// net/control/control_codec.cpp knows Cap'n Proto.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/status.h"
+
+namespace runahead::net {
+
+// Must equal protocolVersion in net/control/schema/control.capnp (checked at compile time).
+// 2: top log-probabilities and ignore_eos in requests, slices and tokens.
+inline constexpr uint32_t kProtocolVersion = 2;
+
+enum class PeerRole : uint8_t { kWorker, kClient };
+
+struct WorkerInfo {
+  std::string listen_address;
+  std::vector<uint8_t> data_plane_address;
+  std::string backend;
+  uint64_t free_memory_bytes = 0;
+  std::string model_hash;
+  double per_token_seconds = 0.0;  // the worker's measured cost model (0: not measured)
+  double per_key_seconds = 0.0;
+  // The model's sliding attention window (0: none); requests of more positions are refused.
+  uint32_t sliding_window = 0;
+
+  bool operator==(const WorkerInfo&) const = default;
+};
+
+struct Hello {
+  uint32_t protocol_version = kProtocolVersion;
+  PeerRole role = PeerRole::kClient;
+  std::string name;
+  WorkerInfo worker;  // meaningful when role is kWorker
+
+  bool operator==(const Hello&) const = default;
+};
+
+struct HelloAck {
+  uint32_t protocol_version = kProtocolVersion;
+  bool accepted = false;
+  std::string reason;
+  uint64_t peer_id = 0;
+
+  bool operator==(const HelloAck&) const = default;
+};
+
+struct Heartbeat {
+  uint64_t sequence = 0;
+  uint32_t active_requests = 0;
+  uint64_t free_memory_bytes = 0;
+
+  bool operator==(const Heartbeat&) const = default;
+};
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0: greedy
+  uint32_t top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  float repetition_penalty = 1.0f;  // 1: off
+
+  bool operator==(const SamplingParams&) const = default;
+};
+
+// How to cut one request's prompt; empty: the coordinator's default.
+struct PartitionChoice {
+  std::string scheme;  // "", "balanced", "even" or "explicit"
+  uint32_t workers = 0;
+  std::vector<uint64_t> cuts;  // explicit cut points, 0 first and the prompt length last
+
+  bool operator==(const PartitionChoice&) const = default;
+};
+
+struct SubmitRequest {
+  uint64_t request_id = 0;
+  std::vector<int32_t> prompt_tokens;
+  uint32_t max_new_tokens = 0;
+  SamplingParams sampling;
+  bool return_logits = false;
+  PartitionChoice partition;
+  uint32_t top_logprobs = 0;  // K > 0: each Token carries the top K log-probabilities
+  bool ignore_eos = false;    // decode past EOS, up to max_new_tokens
+
+  bool operator==(const SubmitRequest&) const = default;
+};
+
+struct Cancel {
+  uint64_t request_id = 0;
+  std::string reason;
+
+  bool operator==(const Cancel&) const = default;
+};
+
+struct ChainMember {
+  uint64_t worker_id = 0;
+  std::vector<uint8_t> data_plane_address;
+
+  bool operator==(const ChainMember&) const = default;
+};
+
+struct AssignSlice {
+  uint64_t request_id = 0;
+  std::vector<ChainMember> chain;
+  uint32_t index = 0;  // position of the receiving worker in chain
+  uint64_t slice_begin = 0;
+  uint64_t slice_end = 0;
+  std::vector<int32_t> tokens;  // prompt tokens [slice_begin, slice_end)
+  uint64_t total_prompt_tokens = 0;
+  uint32_t max_new_tokens = 0;
+  SamplingParams sampling;
+  bool return_logits = false;
+  std::vector<int32_t> history_tokens;  // the last worker only: prompt tokens [0, slice_begin)
+  uint32_t top_logprobs = 0;
+  bool ignore_eos = false;
+
+  bool operator==(const AssignSlice&) const = default;
+};
+
+// The worker holds the request's cache and may receive its predecessor's K/V.
+struct SliceReady {
+  uint64_t request_id = 0;
+  uint64_t worker_id = 0;
+  uint32_t index = 0;
+  // Opaque (SliceRun::kv_target()): where a predecessor on this host may write the K/V
+  // directly; empty when it cannot.
+  std::vector<uint8_t> kv_target;
+  bool direct_to_all = false;  // direct writes reach every other worker of the chain
+
+  bool operator==(const SliceReady&) const = default;
+};
+
+// Every worker of the chain is ready: K/V may flow to the successor.
+struct StartSlice {
+  uint64_t request_id = 0;
+  std::vector<uint8_t> successor_kv_target;  // the successor's SliceReady::kv_target
+  // Every pair of the chain is direct: own K/V goes straight to every later worker (their
+  // kv_targets, in chain order), nothing is forwarded.
+  bool fan_out = false;
+  std::vector<std::vector<uint8_t>> later_kv_targets;
+
+  bool operator==(const StartSlice&) const = default;
+};
+
+struct LayerTiming {
+  uint64_t worker_id = 0;
+  uint32_t layer = 0;
+  uint64_t compute_nanos = 0;
+  uint64_t wait_nanos = 0;
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+
+  bool operator==(const LayerTiming&) const = default;
+};
+
+struct Timeline {
+  std::vector<LayerTiming> layers;
+
+  bool operator==(const Timeline&) const = default;
+};
+
+struct SliceDone {
+  uint64_t request_id = 0;
+  uint64_t worker_id = 0;
+  uint32_t index = 0;
+  Timeline timeline;
+
+  bool operator==(const SliceDone&) const = default;
+};
+
+struct Token {
+  uint64_t request_id = 0;
+  int32_t token = 0;
+  uint32_t index = 0;
+  bool is_last = false;
+  std::vector<float> logits;
+  // With top_logprobs K > 0: the token's log-probability and the K likeliest ids with theirs,
+  // likeliest first (equal lengths).
+  float logprob = 0.0f;
+  std::vector<int32_t> top_tokens;
+  std::vector<float> top_logprobs;
+
+  bool operator==(const Token&) const = default;
+};
+
+struct RequestResult {
+  uint64_t request_id = 0;
+  std::vector<int32_t> tokens;
+  uint64_t ttft_nanos = 0;
+  uint64_t total_nanos = 0;
+  Timeline timeline;
+  std::vector<uint64_t> cuts;  // the partition the request ran with
+
+  bool operator==(const RequestResult&) const = default;
+};
+
+struct RequestError {
+  uint64_t request_id = 0;
+  ErrorCode code = ErrorCode::kInternal;
+  std::string message;
+
+  bool operator==(const RequestError&) const = default;
+};
+
+struct StatusQuery {
+  bool operator==(const StatusQuery&) const = default;
+};
+
+struct WorkerStatus {
+  uint64_t worker_id = 0;
+  std::string name;
+  WorkerInfo info;
+  bool healthy = false;
+  uint64_t last_heartbeat_age_millis = 0;
+  uint32_t active_requests = 0;
+
+  bool operator==(const WorkerStatus&) const = default;
+};
+
+struct StatusReply {
+  std::vector<WorkerStatus> workers;
+  uint32_t queued_requests = 0;
+  uint32_t active_requests = 0;
+  uint32_t queue_capacity = 0;
+
+  bool operator==(const StatusReply&) const = default;
+};
+
+struct CalibrationPoint {
+  uint64_t prefix_tokens = 0;
+  uint64_t slice_tokens = 0;
+
+  bool operator==(const CalibrationPoint&) const = default;
+};
+
+struct CalibrateRequest {
+  uint64_t probe_id = 0;
+  std::vector<CalibrationPoint> points;
+
+  bool operator==(const CalibrateRequest&) const = default;
+};
+
+struct CalibrateReply {
+  uint64_t probe_id = 0;
+  std::vector<uint64_t> nanos;
+
+  bool operator==(const CalibrateReply&) const = default;
+};
+
+// One alternative per kind of the schema's Envelope union, in the same order.
+using ControlMessage =
+    std::variant<Hello, HelloAck, Heartbeat, SubmitRequest, Cancel, AssignSlice, SliceDone, Token,
+                 RequestResult, RequestError, StatusQuery, StatusReply, CalibrateRequest,
+                 CalibrateReply, SliceReady, StartSlice>;
+
+// "Hello", "AssignSlice", ... for logs.
+const char* message_kind_name(const ControlMessage& message);
+
+}  // namespace runahead::net

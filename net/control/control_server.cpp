@@ -1,0 +1,245 @@
+#include "net/control/control_server.h"
+
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/strand.hpp>
+
+#include "core/log.h"
+#include "net/control/control_connection.h"
+#include "net/control/host_port.h"
+#include "net/control/peer_description.h"
+
+namespace runahead::net {
+
+class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::Impl> {
+ public:
+  Impl(asio::io_context& io, ControlEventSink sink, ControlLimits limits)
+      : io_(io), acceptor_(asio::make_strand(io)), sink_(std::move(sink)), limits_(limits) {}
+
+  Status bind(const HostPort& address) {
+    std::error_code error;
+    asio::ip::tcp::resolver resolver(io_);
+    auto endpoints = resolver.resolve(address.host, std::to_string(address.port),
+                                      asio::ip::tcp::resolver::passive, error);
+    if (error || endpoints.empty()) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        fmt::format("cannot resolve control listen address {}: {}",
+                                    address.to_string(), error ? error.message() : "no address"));
+    }
+    const asio::ip::tcp::endpoint endpoint = endpoints.begin()->endpoint();
+    acceptor_.open(endpoint.protocol(), error);
+    if (!error) acceptor_.set_option(asio::ip::tcp::acceptor::reuse_address(true), error);
+    if (!error) acceptor_.bind(endpoint, error);
+    if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
+    if (error) {
+      return make_error(ErrorCode::kUnavailable,
+                        fmt::format("cannot listen for control connections on {}: {}",
+                                    address.to_string(), error.message()));
+    }
+    local_ = acceptor_.local_endpoint(error);
+    return Status::ok();
+  }
+
+  void start_accepting() {
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] { self->accept_next(); });
+  }
+
+  std::string local_address() const {
+    return HostPort{local_.address().to_string(), local_.port()}.to_string();
+  }
+  uint16_t port() const { return local_.port(); }
+
+  std::shared_ptr<ControlConnection> find(ConnectionId id) const {
+    std::lock_guard lock(mutex_);
+    auto it = connections_.find(id);
+    return it == connections_.end() ? nullptr : it->second;
+  }
+
+  size_t connection_count() const {
+    std::lock_guard lock(mutex_);
+    return connections_.size();
+  }
+
+  void shutdown() {
+    std::unordered_map<ConnectionId, std::shared_ptr<ControlConnection>> connections;
+    {
+      std::lock_guard lock(mutex_);
+      if (shut_down_) return;
+      shut_down_ = true;
+      connections.swap(connections_);
+    }
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      std::error_code ignored;
+      self->acceptor_.close(ignored);
+    });
+    for (auto& [id, connection] : connections) {
+      connection->close(make_error(ErrorCode::kCancelled, "control server shutting down"));
+    }
+  }
+
+ private:
+  void accept_next() {
+    acceptor_.async_accept(
+        asio::make_strand(io_),
+        [self = shared_from_this()](const std::error_code& error, asio::ip::tcp::socket socket) {
+          if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+          if (error) {
+            logger("control")->warn("control: accept on {} failed: {}", self->local_address(),
+                                    error.message());
+          } else {
+            self->adopt(std::move(socket));
+          }
+          self->accept_next();
+        });
+  }
+
+  void adopt(asio::ip::tcp::socket socket) {
+    std::error_code error;
+    const auto remote = socket.remote_endpoint(error);
+    const std::string address =
+        error ? std::string("unknown peer")
+              : HostPort{remote.address().to_string(), remote.port()}.to_string();
+    // Control messages are small and latency-bound (streamed tokens): no Nagle delay.
+    socket.set_option(asio::ip::tcp::no_delay(true), error);
+    auto connection = std::make_shared<ControlConnection>(std::move(socket), address, limits_);
+    {
+      std::lock_guard lock(mutex_);
+      if (shut_down_) return;
+      if (connections_.size() >= limits_.max_connections) {
+        logger("control")->warn("control: refusing {}: already {} connections (the limit)", address,
+                                connections_.size());
+        connection->close(make_error(ErrorCode::kResourceExhausted, "too many connections"));
+        return;
+      }
+      connections_.emplace(connection->id(), connection);
+    }
+    // Armed before reading starts: a Hello handled first would find no deadline to disarm.
+    connection->arm_deadline(
+        limits_.handshake_timeout,
+        make_error(ErrorCode::kTimeout, fmt::format("no Hello from {} within {} ms", address,
+                                                    limits_.handshake_timeout.count())));
+    std::weak_ptr<Impl> weak = weak_from_this();
+    connection->start(
+        [weak, address](ControlConnection& from, ControlMessage message) -> Status {
+          auto self = weak.lock();
+          if (!self) return make_error(ErrorCode::kCancelled, "control server is gone");
+          return self->on_message(from, address, std::move(message));
+        },
+        [weak](ControlConnection& closed, const Status& reason) {
+          if (auto self = weak.lock()) self->on_closed(closed, reason);
+        });
+  }
+
+  Status on_message(ControlConnection& connection, const std::string& address,
+                    ControlMessage message) {
+    if (!connection.handshake_done()) {
+      const Hello* hello = std::get_if<Hello>(&message);
+      if (hello == nullptr) {
+        return make_error(ErrorCode::kProtocol, fmt::format("{} sent {} before Hello", address,
+                                                            message_kind_name(message)));
+      }
+      if (hello->protocol_version != kProtocolVersion) {
+        const std::string reason =
+            fmt::format("{} speaks control protocol version {}, this coordinator speaks version {}",
+                        describe_peer(*hello, address), hello->protocol_version, kProtocolVersion);
+        logger("control")->warn("control: refusing connection {}: {}", connection.id(), reason);
+        HelloAck refusal;
+        refusal.accepted = false;
+        refusal.reason = reason;
+        Status sent = connection.send(refusal);
+        (void)sent;  // the peer is closed either way
+        connection.close(make_error(ErrorCode::kProtocol, reason), /*flush=*/true);
+        return Status::ok();
+      }
+      connection.set_peer(describe_peer(*hello, address));
+      connection.set_handshake_done();
+      connection.disarm_deadline();
+    } else if (std::holds_alternative<Hello>(message)) {
+      return make_error(ErrorCode::kProtocol,
+                        fmt::format("{} sent a second Hello", connection.peer()));
+    }
+    return sink_(ControlReceived{connection.id(), std::move(message)});
+  }
+
+  void on_closed(ControlConnection& connection, const Status& reason) {
+    {
+      std::lock_guard lock(mutex_);
+      connections_.erase(connection.id());
+    }
+    if (!connection.handshake_done()) return;  // the owner never knew it
+    logger("control")->info("control: connection {} to {} closed: {}", connection.id(),
+                            connection.peer(), reason.to_string());
+    Status delivered = sink_(ControlClosed{connection.id(), connection.peer(), reason});
+    if (!delivered.is_ok()) {
+      logger("control")->debug("control: close of {} not delivered: {}", connection.peer(),
+                               delivered.to_string());
+    }
+  }
+
+  asio::io_context& io_;
+  asio::ip::tcp::acceptor acceptor_;
+  asio::ip::tcp::endpoint local_;
+  const ControlEventSink sink_;
+  const ControlLimits limits_;
+  mutable std::mutex mutex_;
+  bool shut_down_ = false;
+  std::unordered_map<ConnectionId, std::shared_ptr<ControlConnection>> connections_;
+};
+
+Result<std::unique_ptr<ControlServer>> ControlServer::listen(asio::io_context& io,
+                                                             const std::string& address,
+                                                             ControlEventSink sink,
+                                                             ControlLimits limits) {
+  RUNAHEAD_RETURN_IF_ERROR(limits.validate());
+  RUNAHEAD_ASSIGN_OR_RETURN(HostPort parsed, parse_host_port(address));
+  auto impl = std::make_shared<Impl>(io, std::move(sink), limits);
+  RUNAHEAD_RETURN_IF_ERROR(impl->bind(parsed));
+  impl->start_accepting();
+  logger("control")->info("control: listening on {}", impl->local_address());
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
+}
+
+ControlServer::ControlServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlServer::~ControlServer() {
+  shutdown();
+}
+
+std::string ControlServer::local_address() const {
+  return impl_->local_address();
+}
+uint16_t ControlServer::port() const {
+  return impl_->port();
+}
+
+Status ControlServer::send(ConnectionId connection, const ControlMessage& message) {
+  auto found = impl_->find(connection);
+  if (!found) {
+    return make_error(ErrorCode::kNotFound,
+                      fmt::format("control connection {} is gone", connection));
+  }
+  return found->send(message);
+}
+
+void ControlServer::close(ConnectionId connection, Status reason, bool flush) {
+  if (auto found = impl_->find(connection)) found->close(std::move(reason), flush);
+}
+
+std::string ControlServer::peer(ConnectionId connection) const {
+  auto found = impl_->find(connection);
+  return found ? found->peer() : std::string();
+}
+
+size_t ControlServer::connection_count() const {
+  return impl_->connection_count();
+}
+
+void ControlServer::shutdown() {
+  impl_->shutdown();
+}
+
+}  // namespace runahead::net

@@ -1,0 +1,52 @@
+// Accepts control connections and hands their messages to an owner (normally an actor, through
+// deliver_to()). Each connection must begin with Hello: a different protocol version is
+// answered with a refusing HelloAck and closed by the server itself; otherwise the Hello is
+// delivered and the owner answers with HelloAck (accepting or refusing the peer).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <asio/io_context.hpp>
+
+#include "core/status.h"
+#include "net/control/control_events.h"
+#include "net/control/control_limits.h"
+#include "net/control/control_messages.h"
+
+namespace runahead::net {
+
+class ControlServer {
+ public:
+  // Binds `address` ("host:port"; port 0 picks a free port) and starts accepting on `io`.
+  static Result<std::unique_ptr<ControlServer>> listen(asio::io_context& io,
+                                                       const std::string& address,
+                                                       ControlEventSink sink,
+                                                       ControlLimits limits = {});
+  ~ControlServer();  // shutdown()
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // The bound address, with the port actually chosen.
+  std::string local_address() const;
+  uint16_t port() const;
+
+  // Thread-safe. kNotFound for a connection that is gone, else as ControlConnection::send.
+  Status send(ConnectionId connection, const ControlMessage& message);
+  // Closes a connection, after writing what is queued to it when `flush` (to deliver a refusal).
+  void close(ConnectionId connection, Status reason, bool flush = false);
+  // The peer's description ("worker w1 (127.0.0.1:40123)"), or "" if gone.
+  std::string peer(ConnectionId connection) const;
+  size_t connection_count() const;
+
+  // Stops accepting and closes every connection. Idempotent.
+  void shutdown();
+
+  class Impl;
+
+ private:
+  explicit ControlServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace runahead::net
