@@ -15,6 +15,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/statistics.h"
 #include "model/host_model.h"
 #include "model/random_model.h"
 #include "runahead/coordinator.h"
@@ -89,12 +90,6 @@ std::string describe_timeline(const std::vector<LayerTimeline>& timeline) {
     out << " w" << worker << " " << time.first << "/" << time.second;
   }
   return out.str();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
 }
 
 std::string join_cuts(const std::vector<int64_t>& cuts) {

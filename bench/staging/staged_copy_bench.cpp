@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/statistics.h"
 #include "core/status.h"
 #include "kernels/cuda/cuda_backend.h"
 
@@ -37,11 +38,6 @@ constexpr auto kTransferLimit = std::chrono::seconds(60);
 
 double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
 }
 
 // The bf16 bits the source block holds at element i (any bits will do for a copy; these differ

@@ -29,6 +29,7 @@
 #include "bench/tsp/link_emulation.h"
 #include "bench/tsp/tsp_plan.h"
 #include "bench/tsp/tsp_rank.h"
+#include "core/statistics.h"
 #include "model/random_model.h"
 
 namespace runahead::tsp {
@@ -81,12 +82,6 @@ struct Shared {
     failed = true;
   }
 };
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
 
 // ||got - want|| / ||want|| over the whole vocabulary.
 double relative_error(const std::vector<float>& got, const std::vector<float>& want) {

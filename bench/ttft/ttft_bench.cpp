@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bench/ttft/op_timing_backend.h"
+#include "core/statistics.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "model/kv_cache.h"
 #include "model/random_model.h"
@@ -24,11 +25,6 @@
 
 namespace runahead {
 namespace {
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
 
 // Times `work` (enqueued on the backend's stream) with CUDA events; median of `repeats` in ms.
 template <typename Work>
