@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "model/config.h"
 #include "net/control/control_limits.h"
-#include "planner/chain_solver.h"
+#include "planner/plan.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
@@ -404,52 +404,46 @@ void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<Requ
   dispatch();
 }
 
+namespace {
+
+// The request's partition in the planner's terms; a request that names no scheme takes the
+// coordinator's.
+PlanRequest plan_request(const net::SubmitRequest& submit, PartitionMode default_mode) {
+  const net::PartitionChoice& choice = submit.partition;
+  PlanRequest request;
+  request.prompt_tokens = static_cast<int64_t>(submit.prompt_tokens.size());
+  request.workers = choice.workers;
+  if (choice.scheme == "explicit") {
+    request.scheme = PartitionScheme::kExplicit;
+    request.cuts.assign(choice.cuts.begin(), choice.cuts.end());
+  } else if (choice.scheme == "searched") {
+    request.scheme = PartitionScheme::kSearched;
+  } else if (choice.scheme == "balanced" ||
+             (choice.scheme.empty() && default_mode == PartitionMode::kBalanced)) {
+    request.scheme = PartitionScheme::kBalanced;
+  } else {
+    request.scheme = PartitionScheme::kEven;
+  }
+  return request;
+}
+
+}  // namespace
+
 Status CoordinatorActor::plan(Request& request) {
   std::vector<WorkerEntry*> healthy;
   for (auto& [id, worker] : workers_) healthy.push_back(worker.get());
   if (healthy.empty()) return make_error(ErrorCode::kUnavailable, "no workers");
-  const net::PartitionChoice& choice = request.submit.partition;
   const auto tokens = static_cast<int64_t>(request.submit.prompt_tokens.size());
   RUNAHEAD_RETURN_IF_ERROR(check_sliding_window(static_cast<int>(sliding_window_),
                                                 "the cluster's model " + model_hash_, tokens,
                                                 request.submit.max_new_tokens));
-  size_t count = healthy.size();
-  if (choice.scheme == "explicit") {
-    count = choice.cuts.size() - 1;  // validated at submission
-  } else if (choice.workers > 0) {
-    count = std::min<size_t>(count, choice.workers);
-  } else {
-    if (options_.max_workers_per_request > 0)
-      count = std::min(count, options_.max_workers_per_request);
-    count = std::min<size_t>(
-        count, static_cast<size_t>(std::max<int64_t>(
-                   1, tokens / std::max<int64_t>(1, options_.min_tokens_per_worker))));
+  std::vector<PlanWorker> candidates;
+  for (const WorkerEntry* worker : healthy) {
+    candidates.push_back({.chain = {worker->name,
+                                    worker->info.backend,
+                                    {worker->info.per_token_seconds, worker->info.per_key_seconds}},
+                          .active_requests = worker->requests.size()});
   }
-  if (count > healthy.size()) {
-    return make_error(ErrorCode::kUnavailable, "the partition asks for " + std::to_string(count) +
-                                                   " workers, " + std::to_string(healthy.size()) +
-                                                   " are connected");
-  }
-  if (count < healthy.size()) {
-    // Fewer workers than the cluster has: take the least busy, keeping their order.
-    std::stable_sort(healthy.begin(), healthy.end(), [](WorkerEntry* a, WorkerEntry* b) {
-      return a->requests.size() < b->requests.size();
-    });
-    healthy.resize(count);
-    std::sort(healthy.begin(), healthy.end(),
-              [](WorkerEntry* a, WorkerEntry* b) { return a->id < b->id; });
-  }
-  std::vector<SliceCost> costs;
-  std::vector<ChainWorker> chain_workers;
-  bool measured = true;
-  for (WorkerEntry* worker : healthy) {
-    costs.push_back({worker->info.per_token_seconds, worker->info.per_key_seconds});
-    chain_workers.push_back({worker->name, worker->info.backend, costs.back()});
-    measured = measured && worker->info.per_token_seconds > 0.0;
-  }
-  const bool searched = choice.scheme == "searched";
-  const bool balanced = searched || choice.scheme == "balanced" ||
-                        (choice.scheme.empty() && options_.partition == PartitionMode::kBalanced);
   const bool profiled = profile_ && profile_->model.hash == model_hash_;
   if (profile_ && !profiled && !profile_mismatch_logged_) {
     profile_mismatch_logged_ = true;
@@ -457,42 +451,17 @@ Status CoordinatorActor::plan(Request& request) {
         ->warn("profile {} is for model {}, the cluster runs {}: not used", options_.profile_path,
                profile_->model.hash, model_hash_);
   }
-  Result<Partition> cuts = make_error(ErrorCode::kInternal, "no partition");
-  std::optional<Partition> table =
-      searched && profiled ? profile_->searched_cuts(tokens, healthy.size()) : std::nullopt;
-  if (searched && !table) {
-    logger("coordinator")
-        ->info("request {}: no searched partition for {} worker(s){}; balanced instead", request.id,
-               healthy.size(), profiled ? " in the profile" : " (no profile)");
+  const PlannerOptions limits{.min_tokens_per_worker = options_.min_tokens_per_worker,
+                              .max_workers_per_request = options_.max_workers_per_request};
+  RUNAHEAD_ASSIGN_OR_RETURN(
+      Plan planned, runahead::plan(plan_request(request.submit, options_.partition), candidates,
+                                   profiled ? &*profile_ : nullptr, limits));
+  if (!planned.fallback.empty()) {
+    logger("coordinator")->info("request {}: {}", request.id, planned.fallback);
   }
-  if (choice.scheme == "explicit") {
-    cuts = Partition(choice.cuts.begin(), choice.cuts.end());
-  } else if (table) {
-    cuts = *table;
-  } else if (balanced && profiled) {
-    // The profile's transfer-aware model; it may leave workers out when the request did not
-    // fix their number and fewer predict a faster first token.
-    SolverOptions solver;
-    solver.allow_fewer_workers = choice.workers == 0;
-    Result<ChainPlan> best =
-        fastest_partition(profile_->chain_model(chain_workers), tokens, solver);
-    if (best) {
-      std::vector<WorkerEntry*> chosen;
-      for (size_t index : best->chain) chosen.push_back(healthy[index]);
-      healthy = std::move(chosen);
-      cuts = std::move(best->cuts);
-    } else {
-      cuts = best.error();
-    }
-  } else if (balanced && measured) {
-    cuts = balanced_partition(tokens, costs);
-  } else {
-    cuts = even_partition(tokens, static_cast<int>(healthy.size()));
-  }
-  if (!cuts) return cuts.status();
-  request.cuts = std::move(cuts).value();
+  request.cuts = std::move(planned.cuts);
   request.chain.clear();
-  for (WorkerEntry* worker : healthy) request.chain.push_back(worker->id);
+  for (size_t index : planned.chain) request.chain.push_back(healthy[index]->id);
   return Status::ok();
 }
 

@@ -84,4 +84,10 @@ double predicted_makespan(const Partition& cuts, const std::vector<SliceCost>& c
   return worst;
 }
 
+std::string cuts_text(const Partition& cuts) {
+  std::string out = "[";
+  for (size_t i = 0; i < cuts.size(); ++i) out += (i ? ", " : "") + std::to_string(cuts[i]);
+  return out + "]";
+}
+
 }  // namespace runahead

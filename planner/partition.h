@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -36,5 +37,8 @@ using Partition = std::vector<int64_t>;
 
 // The largest predicted slice time of a partition.
 double predicted_makespan(const Partition& cuts, const std::vector<SliceCost>& costs);
+
+// "[0, 12, 40]", for messages and reports.
+std::string cuts_text(const Partition& cuts);
 
 }  // namespace runahead
