@@ -5,7 +5,10 @@
 #include <fmt/format.h>
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
+#include <optional>
 
 #include "net/control/frame.h"
 #include "net/control/schema/control.capnp.h"
@@ -16,6 +19,10 @@ namespace {
 
 static_assert(kProtocolVersion == schema::PROTOCOL_VERSION,
               "kProtocolVersion must equal protocolVersion in net/control/schema/control.capnp");
+// Peers of different versions read each other's Hello and HelloAck to say so.
+static_assert(static_cast<unsigned>(schema::Envelope::HELLO) == 0 &&
+                  static_cast<unsigned>(schema::Envelope::HELLO_ACK) == 1,
+              "Hello and HelloAck keep their place in the Envelope across versions");
 
 // ---- enums -------------------------------------------------------------------------------
 
@@ -101,6 +108,38 @@ Result<ErrorCode> from_wire(schema::ErrorCode code) {
                     fmt::format("unknown error code {}", static_cast<unsigned>(code)));
 }
 
+schema::PartitionScheme to_wire(std::optional<PartitionScheme> scheme) {
+  if (!scheme) return schema::PartitionScheme::UNSET;
+  switch (*scheme) {
+    case PartitionScheme::kBalanced:
+      return schema::PartitionScheme::BALANCED;
+    case PartitionScheme::kEven:
+      return schema::PartitionScheme::EVEN;
+    case PartitionScheme::kExplicit:
+      return schema::PartitionScheme::EXPLICIT;
+    case PartitionScheme::kSearched:
+      return schema::PartitionScheme::SEARCHED;
+  }
+  return schema::PartitionScheme::UNSET;
+}
+
+Result<std::optional<PartitionScheme>> from_wire(schema::PartitionScheme scheme) {
+  switch (scheme) {
+    case schema::PartitionScheme::UNSET:
+      return std::optional<PartitionScheme>();
+    case schema::PartitionScheme::BALANCED:
+      return std::optional<PartitionScheme>(PartitionScheme::kBalanced);
+    case schema::PartitionScheme::EVEN:
+      return std::optional<PartitionScheme>(PartitionScheme::kEven);
+    case schema::PartitionScheme::EXPLICIT:
+      return std::optional<PartitionScheme>(PartitionScheme::kExplicit);
+    case schema::PartitionScheme::SEARCHED:
+      return std::optional<PartitionScheme>(PartitionScheme::kSearched);
+  }
+  return make_error(ErrorCode::kProtocol,
+                    fmt::format("unknown partition scheme {}", static_cast<unsigned>(scheme)));
+}
+
 // ---- writing -----------------------------------------------------------------------------
 
 capnp::Text::Reader text(const std::string& value) {
@@ -117,7 +156,6 @@ void fill_scalars(ListBuilder list, const std::vector<T>& values) {
 }
 
 void write(schema::WorkerInfo::Builder out, const WorkerInfo& in) {
-  out.setListenAddress(text(in.listen_address));
   out.setDataPlaneAddress(data(in.data_plane_address));
   out.setBackend(text(in.backend));
   out.setFreeMemoryBytes(in.free_memory_bytes);
@@ -127,182 +165,204 @@ void write(schema::WorkerInfo::Builder out, const WorkerInfo& in) {
   out.setSlidingWindow(in.sliding_window);
 }
 
-void write(schema::SamplingParams::Builder out, const SamplingParams& in) {
+void write(schema::SamplingOptions::Builder out, const SamplingOptions& in) {
   out.setTemperature(in.temperature);
-  out.setTopK(in.top_k);
+  out.setTopK(static_cast<uint32_t>(std::max(in.top_k, 0)));
   out.setTopP(in.top_p);
   out.setSeed(in.seed);
   out.setRepetitionPenalty(in.repetition_penalty);
 }
 
-void write(schema::Timeline::Builder out, const Timeline& in) {
-  auto layers = out.initLayers(static_cast<unsigned>(in.layers.size()));
-  for (size_t i = 0; i < in.layers.size(); ++i) {
-    auto layer = layers[static_cast<unsigned>(i)];
-    const LayerTiming& timing = in.layers[i];
-    layer.setWorkerId(timing.worker_id);
-    layer.setLayer(timing.layer);
-    layer.setComputeNanos(timing.compute_nanos);
-    layer.setWaitNanos(timing.wait_nanos);
-    layer.setBytesIn(timing.bytes_in);
-    layer.setBytesOut(timing.bytes_out);
+void write(capnp::List<schema::LayerTiming>::Builder out, const std::vector<LayerTiming>& in) {
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto layer = out[static_cast<unsigned>(i)];
+    layer.setWorkerId(in[i].worker_id);
+    layer.setLayer(in[i].layer);
+    layer.setComputeNanos(static_cast<uint64_t>(in[i].compute.count()));
+    layer.setWaitNanos(static_cast<uint64_t>(in[i].wait.count()));
+    layer.setBytesIn(in[i].bytes_in);
+    layer.setBytesOut(in[i].bytes_out);
   }
 }
 
-void write(schema::Envelope::Builder envelope, const ControlMessage& message) {
+void write(schema::Hello::Builder out, const Hello& in) {
+  out.setProtocolVersion(in.protocol_version);
+  out.setRole(to_wire(in.role));
+  out.setName(text(in.name));
+  write(out.initWorker(), in.worker);
+}
+
+void write(schema::HelloAck::Builder out, const HelloAck& in) {
+  out.setProtocolVersion(in.protocol_version);
+  out.setAccepted(in.accepted);
+  out.setReason(text(in.reason));
+  out.setPeerId(in.peer_id);
+}
+
+void write(schema::Heartbeat::Builder out, const Heartbeat& in) {
+  out.setSequence(in.sequence);
+  out.setActiveRequests(in.active_requests);
+  out.setFreeMemoryBytes(in.free_memory_bytes);
+}
+
+void write(schema::SubmitRequest::Builder out, const SubmitRequest& in) {
+  out.setRequestId(in.request_id);
+  fill_scalars(out.initPromptTokens(static_cast<unsigned>(in.prompt_tokens.size())),
+               in.prompt_tokens);
+  out.setMaxNewTokens(in.max_new_tokens);
+  write(out.initSampling(), in.sampling);
+  out.setReturnLogits(in.return_logits);
+  auto partition = out.initPartition();
+  partition.setScheme(to_wire(in.partition.scheme));
+  partition.setWorkers(in.partition.workers);
+  fill_scalars(partition.initCuts(static_cast<unsigned>(in.partition.cuts.size())),
+               in.partition.cuts);
+  out.setTopLogprobs(in.top_logprobs);
+  out.setIgnoreEos(in.ignore_eos);
+}
+
+void write(schema::Cancel::Builder out, const Cancel& in) {
+  out.setRequestId(in.request_id);
+  out.setReason(text(in.reason));
+}
+
+void write(schema::StatusQuery::Builder, const StatusQuery&) {}
+
+void write(schema::SliceReady::Builder out, const SliceReady& in) {
+  out.setRequestId(in.request_id);
+  out.setWorkerId(in.worker_id);
+  out.setIndex(in.index);
+  out.setKvTarget(data(in.kv_target));
+  out.setDirectToAll(in.direct_to_all);
+}
+
+void write(schema::SliceDone::Builder out, const SliceDone& in) {
+  out.setRequestId(in.request_id);
+  out.setWorkerId(in.worker_id);
+  out.setIndex(in.index);
+  write(out.initTimeline(static_cast<unsigned>(in.timeline.size())), in.timeline);
+}
+
+void write(schema::Token::Builder out, const Token& in) {
+  out.setRequestId(in.request_id);
+  out.setToken(in.token);
+  out.setIndex(in.index);
+  out.setIsLast(in.is_last);
+  fill_scalars(out.initLogits(static_cast<unsigned>(in.logits.size())), in.logits);
+  out.setLogprob(in.logprob);
+  fill_scalars(out.initTopTokens(static_cast<unsigned>(in.top_tokens.size())), in.top_tokens);
+  fill_scalars(out.initTopLogprobs(static_cast<unsigned>(in.top_logprobs.size())), in.top_logprobs);
+}
+
+void write(schema::RequestError::Builder out, const RequestError& in) {
+  out.setRequestId(in.request_id);
+  out.setCode(to_wire(in.code));
+  out.setMessage(text(in.message));
+}
+
+void write(schema::AssignSlice::Builder out, const AssignSlice& in) {
+  out.setRequestId(in.request_id);
+  auto chain = out.initChain(static_cast<unsigned>(in.chain.size()));
+  for (size_t i = 0; i < in.chain.size(); ++i) {
+    chain[static_cast<unsigned>(i)].setWorkerId(in.chain[i].worker_id);
+    chain[static_cast<unsigned>(i)].setDataPlaneAddress(data(in.chain[i].data_plane_address));
+  }
+  out.setIndex(in.index);
+  out.setSliceBegin(in.slice_begin);
+  out.setSliceEnd(in.slice_end);
+  fill_scalars(out.initTokens(static_cast<unsigned>(in.tokens.size())), in.tokens);
+  out.setTotalPromptTokens(in.total_prompt_tokens);
+  out.setMaxNewTokens(in.max_new_tokens);
+  fill_scalars(out.initHistoryTokens(static_cast<unsigned>(in.history_tokens.size())),
+               in.history_tokens);
+  write(out.initSampling(), in.sampling);
+  out.setReturnLogits(in.return_logits);
+  out.setTopLogprobs(in.top_logprobs);
+  out.setIgnoreEos(in.ignore_eos);
+}
+
+void write(schema::StartSlice::Builder out, const StartSlice& in) {
+  out.setRequestId(in.request_id);
+  out.setSuccessorKvTarget(data(in.successor_kv_target));
+  out.setFanOut(in.fan_out);
+  auto later = out.initLaterKvTargets(static_cast<unsigned>(in.later_kv_targets.size()));
+  for (size_t i = 0; i < in.later_kv_targets.size(); ++i) {
+    later.set(static_cast<unsigned>(i), data(in.later_kv_targets[i]));
+  }
+}
+
+void write(schema::RequestResult::Builder out, const RequestResult& in) {
+  out.setRequestId(in.request_id);
+  fill_scalars(out.initTokens(static_cast<unsigned>(in.tokens.size())), in.tokens);
+  out.setTtftNanos(in.ttft_nanos);
+  out.setTotalNanos(in.total_nanos);
+  write(out.initTimeline(static_cast<unsigned>(in.timeline.size())), in.timeline);
+  fill_scalars(out.initCuts(static_cast<unsigned>(in.cuts.size())), in.cuts);
+}
+
+void write(schema::StatusReply::Builder out, const StatusReply& in) {
+  auto workers = out.initWorkers(static_cast<unsigned>(in.workers.size()));
+  for (size_t i = 0; i < in.workers.size(); ++i) {
+    auto worker = workers[static_cast<unsigned>(i)];
+    const WorkerRecord& record = in.workers[i];
+    worker.setWorkerId(record.id);
+    worker.setName(text(record.name));
+    write(worker.initInfo(), record.info);
+    worker.setHealthy(record.healthy);
+    worker.setLastHeartbeatAgeMillis(static_cast<uint64_t>(record.last_heartbeat_age.count()));
+    worker.setActiveRequests(record.active_requests);
+  }
+  out.setQueuedRequests(in.queued_requests);
+  out.setActiveRequests(in.active_requests);
+  out.setQueueCapacity(in.queue_capacity);
+}
+
+void write(schema::Envelope::Builder envelope, const ToCoordinator& message) {
   using runtime::Overloaded;
   std::visit(
       Overloaded{
-          [&](const Hello& in) {
-            auto out = envelope.initHello();
-            out.setProtocolVersion(in.protocol_version);
-            out.setRole(to_wire(in.role));
-            out.setName(text(in.name));
-            write(out.initWorker(), in.worker);
-          },
-          [&](const HelloAck& in) {
-            auto out = envelope.initHelloAck();
-            out.setProtocolVersion(in.protocol_version);
-            out.setAccepted(in.accepted);
-            out.setReason(text(in.reason));
-            out.setPeerId(in.peer_id);
-          },
-          [&](const Heartbeat& in) {
-            auto out = envelope.initHeartbeat();
-            out.setSequence(in.sequence);
-            out.setActiveRequests(in.active_requests);
-            out.setFreeMemoryBytes(in.free_memory_bytes);
-          },
+          [&](const Hello& in) { write(envelope.initHello(), in); },
+          [&](const Heartbeat& in) { write(envelope.initToCoordinator().initHeartbeat(), in); },
           [&](const SubmitRequest& in) {
-            auto out = envelope.initSubmitRequest();
-            out.setRequestId(in.request_id);
-            fill_scalars(out.initPromptTokens(static_cast<unsigned>(in.prompt_tokens.size())),
-                         in.prompt_tokens);
-            out.setMaxNewTokens(in.max_new_tokens);
-            write(out.initSampling(), in.sampling);
-            out.setReturnLogits(in.return_logits);
-            auto partition = out.initPartition();
-            partition.setScheme(text(in.partition.scheme));
-            partition.setWorkers(in.partition.workers);
-            fill_scalars(partition.initCuts(static_cast<unsigned>(in.partition.cuts.size())),
-                         in.partition.cuts);
-            out.setTopLogprobs(in.top_logprobs);
-            out.setIgnoreEos(in.ignore_eos);
+            write(envelope.initToCoordinator().initSubmitRequest(), in);
           },
-          [&](const Cancel& in) {
-            auto out = envelope.initCancel();
-            out.setRequestId(in.request_id);
-            out.setReason(text(in.reason));
-          },
-          [&](const AssignSlice& in) {
-            auto out = envelope.initAssignSlice();
-            out.setRequestId(in.request_id);
-            auto chain = out.initChain(static_cast<unsigned>(in.chain.size()));
-            for (size_t i = 0; i < in.chain.size(); ++i) {
-              chain[static_cast<unsigned>(i)].setWorkerId(in.chain[i].worker_id);
-              chain[static_cast<unsigned>(i)].setDataPlaneAddress(
-                  data(in.chain[i].data_plane_address));
-            }
-            out.setIndex(in.index);
-            out.setSliceBegin(in.slice_begin);
-            out.setSliceEnd(in.slice_end);
-            fill_scalars(out.initTokens(static_cast<unsigned>(in.tokens.size())), in.tokens);
-            out.setTotalPromptTokens(in.total_prompt_tokens);
-            out.setMaxNewTokens(in.max_new_tokens);
-            fill_scalars(out.initHistoryTokens(static_cast<unsigned>(in.history_tokens.size())),
-                         in.history_tokens);
-            write(out.initSampling(), in.sampling);
-            out.setReturnLogits(in.return_logits);
-            out.setTopLogprobs(in.top_logprobs);
-            out.setIgnoreEos(in.ignore_eos);
-          },
-          [&](const SliceDone& in) {
-            auto out = envelope.initSliceDone();
-            out.setRequestId(in.request_id);
-            out.setWorkerId(in.worker_id);
-            out.setIndex(in.index);
-            write(out.initTimeline(), in.timeline);
-          },
-          [&](const Token& in) {
-            auto out = envelope.initToken();
-            out.setRequestId(in.request_id);
-            out.setToken(in.token);
-            out.setIndex(in.index);
-            out.setIsLast(in.is_last);
-            fill_scalars(out.initLogits(static_cast<unsigned>(in.logits.size())), in.logits);
-            out.setLogprob(in.logprob);
-            fill_scalars(out.initTopTokens(static_cast<unsigned>(in.top_tokens.size())),
-                         in.top_tokens);
-            fill_scalars(out.initTopLogprobs(static_cast<unsigned>(in.top_logprobs.size())),
-                         in.top_logprobs);
-          },
-          [&](const RequestResult& in) {
-            auto out = envelope.initRequestResult();
-            out.setRequestId(in.request_id);
-            fill_scalars(out.initTokens(static_cast<unsigned>(in.tokens.size())), in.tokens);
-            out.setTtftNanos(in.ttft_nanos);
-            out.setTotalNanos(in.total_nanos);
-            write(out.initTimeline(), in.timeline);
-            fill_scalars(out.initCuts(static_cast<unsigned>(in.cuts.size())), in.cuts);
-          },
+          [&](const Cancel& in) { write(envelope.initToCoordinator().initCancel(), in); },
+          [&](const StatusQuery& in) { write(envelope.initToCoordinator().initStatusQuery(), in); },
+          [&](const SliceReady& in) { write(envelope.initToCoordinator().initSliceReady(), in); },
+          [&](const SliceDone& in) { write(envelope.initToCoordinator().initSliceDone(), in); },
+          [&](const Token& in) { write(envelope.initToCoordinator().initToken(), in); },
           [&](const RequestError& in) {
-            auto out = envelope.initRequestError();
-            out.setRequestId(in.request_id);
-            out.setCode(to_wire(in.code));
-            out.setMessage(text(in.message));
-          },
-          [&](const StatusQuery&) { envelope.initStatusQuery(); },
-          [&](const StatusReply& in) {
-            auto out = envelope.initStatusReply();
-            auto workers = out.initWorkers(static_cast<unsigned>(in.workers.size()));
-            for (size_t i = 0; i < in.workers.size(); ++i) {
-              auto worker = workers[static_cast<unsigned>(i)];
-              const WorkerStatus& status = in.workers[i];
-              worker.setWorkerId(status.worker_id);
-              worker.setName(text(status.name));
-              write(worker.initInfo(), status.info);
-              worker.setHealthy(status.healthy);
-              worker.setLastHeartbeatAgeMillis(status.last_heartbeat_age_millis);
-              worker.setActiveRequests(status.active_requests);
-            }
-            out.setQueuedRequests(in.queued_requests);
-            out.setActiveRequests(in.active_requests);
-            out.setQueueCapacity(in.queue_capacity);
-          },
-          [&](const CalibrateRequest& in) {
-            auto out = envelope.initCalibrateRequest();
-            out.setProbeId(in.probe_id);
-            auto points = out.initPoints(static_cast<unsigned>(in.points.size()));
-            for (size_t i = 0; i < in.points.size(); ++i) {
-              points[static_cast<unsigned>(i)].setPrefixTokens(in.points[i].prefix_tokens);
-              points[static_cast<unsigned>(i)].setSliceTokens(in.points[i].slice_tokens);
-            }
-          },
-          [&](const CalibrateReply& in) {
-            auto out = envelope.initCalibrateReply();
-            out.setProbeId(in.probe_id);
-            fill_scalars(out.initNanos(static_cast<unsigned>(in.nanos.size())), in.nanos);
-          },
-          [&](const SliceReady& in) {
-            auto out = envelope.initSliceReady();
-            out.setRequestId(in.request_id);
-            out.setWorkerId(in.worker_id);
-            out.setIndex(in.index);
-            out.setKvTarget(data(in.kv_target));
-            out.setDirectToAll(in.direct_to_all);
-          },
-          [&](const StartSlice& in) {
-            auto out = envelope.initStartSlice();
-            out.setRequestId(in.request_id);
-            out.setSuccessorKvTarget(data(in.successor_kv_target));
-            out.setFanOut(in.fan_out);
-            auto later = out.initLaterKvTargets(static_cast<unsigned>(in.later_kv_targets.size()));
-            for (size_t i = 0; i < in.later_kv_targets.size(); ++i) {
-              later.set(static_cast<unsigned>(i), data(in.later_kv_targets[i]));
-            }
+            write(envelope.initToCoordinator().initRequestError(), in);
           },
       },
       message);
+}
+
+void write(schema::Envelope::Builder envelope, const ToWorker& message) {
+  using runtime::Overloaded;
+  std::visit(
+      Overloaded{
+          [&](const AssignSlice& in) { write(envelope.initToWorker().initAssignSlice(), in); },
+          [&](const StartSlice& in) { write(envelope.initToWorker().initStartSlice(), in); },
+          [&](const Cancel& in) { write(envelope.initToWorker().initCancel(), in); },
+      },
+      message);
+}
+
+void write(schema::Envelope::Builder envelope, const ToClient& message) {
+  using runtime::Overloaded;
+  std::visit(
+      Overloaded{
+          [&](const Token& in) { write(envelope.initToClient().initToken(), in); },
+          [&](const RequestResult& in) { write(envelope.initToClient().initRequestResult(), in); },
+          [&](const RequestError& in) { write(envelope.initToClient().initRequestError(), in); },
+          [&](const StatusReply& in) { write(envelope.initToClient().initStatusReply(), in); },
+      },
+      message);
+}
+
+void write(schema::Envelope::Builder envelope, const HelloAck& message) {
+  write(envelope.initHelloAck(), message);
 }
 
 // ---- reading -----------------------------------------------------------------------------
@@ -337,9 +397,17 @@ Result<std::vector<T>> copy_scalars(ListReader list, const ControlLimits& limits
   return values;
 }
 
+// A duration the wire carries as unsigned; beyond int64 it is no duration a peer measured.
+template <typename Duration>
+Result<Duration> read_duration(uint64_t count, const char* what) {
+  if (count > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return make_error(ErrorCode::kProtocol, fmt::format("{} of {} is out of range", what, count));
+  }
+  return Duration(static_cast<int64_t>(count));
+}
+
 WorkerInfo read(schema::WorkerInfo::Reader in) {
   WorkerInfo out;
-  out.listen_address = copy_text(in.getListenAddress());
   out.data_plane_address = copy_data(in.getDataPlaneAddress());
   out.backend = copy_text(in.getBackend());
   out.free_memory_bytes = in.getFreeMemoryBytes();
@@ -350,10 +418,14 @@ WorkerInfo read(schema::WorkerInfo::Reader in) {
   return out;
 }
 
-SamplingParams read(schema::SamplingParams::Reader in) {
-  SamplingParams out;
+Result<SamplingOptions> read(schema::SamplingOptions::Reader in) {
+  SamplingOptions out;
   out.temperature = in.getTemperature();
-  out.top_k = in.getTopK();
+  const uint32_t top_k = in.getTopK();
+  if (top_k > static_cast<uint32_t>(std::numeric_limits<int>::max())) {
+    return make_error(ErrorCode::kProtocol, fmt::format("top-k {} is out of range", top_k));
+  }
+  out.top_k = static_cast<int>(top_k);
   out.top_p = in.getTopP();
   out.seed = in.getSeed();
   out.repetition_penalty = in.getRepetitionPenalty();
@@ -370,217 +442,419 @@ Result<uint32_t> read_top_logprobs(uint32_t k, const ControlLimits& limits) {
   return k;
 }
 
-Result<Timeline> read(schema::Timeline::Reader in, const ControlLimits& limits) {
-  auto layers = in.getLayers();
+Result<std::vector<LayerTiming>> read(capnp::List<schema::LayerTiming>::Reader layers,
+                                      const ControlLimits& limits) {
   RUNAHEAD_RETURN_IF_ERROR(
       check_length(layers.size(), limits.max_struct_list_elements, "timeline"));
-  Timeline out;
-  out.layers.reserve(layers.size());
+  std::vector<LayerTiming> out;
+  out.reserve(layers.size());
   for (auto layer : layers) {
-    out.layers.push_back(LayerTiming{layer.getWorkerId(), layer.getLayer(), layer.getComputeNanos(),
-                                     layer.getWaitNanos(), layer.getBytesIn(),
-                                     layer.getBytesOut()});
+    LayerTiming timing;
+    timing.worker_id = layer.getWorkerId();
+    timing.layer = layer.getLayer();
+    RUNAHEAD_ASSIGN_OR_RETURN(timing.compute, read_duration<std::chrono::nanoseconds>(
+                                                  layer.getComputeNanos(), "compute time"));
+    RUNAHEAD_ASSIGN_OR_RETURN(
+        timing.wait, read_duration<std::chrono::nanoseconds>(layer.getWaitNanos(), "wait time"));
+    timing.bytes_in = layer.getBytesIn();
+    timing.bytes_out = layer.getBytesOut();
+    out.push_back(timing);
   }
   return out;
 }
 
-Result<ControlMessage> read(schema::Envelope::Reader envelope, const ControlLimits& limits) {
-  switch (envelope.which()) {
-    case schema::Envelope::HELLO: {
-      auto in = envelope.getHello();
-      Hello out;
-      out.protocol_version = in.getProtocolVersion();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.role, from_wire(in.getRole()));
-      out.name = copy_text(in.getName());
-      out.worker = read(in.getWorker());
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::HELLO_ACK: {
-      auto in = envelope.getHelloAck();
-      HelloAck out;
-      out.protocol_version = in.getProtocolVersion();
-      out.accepted = in.getAccepted();
-      out.reason = copy_text(in.getReason());
-      out.peer_id = in.getPeerId();
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::HEARTBEAT: {
-      auto in = envelope.getHeartbeat();
-      return ControlMessage(
-          Heartbeat{in.getSequence(), in.getActiveRequests(), in.getFreeMemoryBytes()});
-    }
-    case schema::Envelope::SUBMIT_REQUEST: {
-      auto in = envelope.getSubmitRequest();
-      SubmitRequest out;
-      out.request_id = in.getRequestId();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.prompt_tokens,
-                                copy_scalars<int32_t>(in.getPromptTokens(), limits, "prompt"));
-      out.max_new_tokens = in.getMaxNewTokens();
-      out.sampling = read(in.getSampling());
-      out.return_logits = in.getReturnLogits();
-      auto partition = in.getPartition();
-      RUNAHEAD_RETURN_IF_ERROR(check_length(partition.getScheme().size(), 64, "partition scheme"));
-      out.partition.scheme = copy_text(partition.getScheme());
-      out.partition.workers = partition.getWorkers();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.partition.cuts,
-                                copy_scalars<uint64_t>(partition.getCuts(), limits, "cuts"));
-      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
-      out.ignore_eos = in.getIgnoreEos();
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::CANCEL: {
-      auto in = envelope.getCancel();
-      return ControlMessage(Cancel{in.getRequestId(), copy_text(in.getReason())});
-    }
-    case schema::Envelope::ASSIGN_SLICE: {
-      auto in = envelope.getAssignSlice();
-      AssignSlice out;
-      out.request_id = in.getRequestId();
-      auto chain = in.getChain();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(chain.size(), limits.max_struct_list_elements, "worker chain"));
-      out.chain.reserve(chain.size());
-      for (auto member : chain) {
-        out.chain.push_back(
-            ChainMember{member.getWorkerId(), copy_data(member.getDataPlaneAddress())});
-      }
-      out.index = in.getIndex();
-      out.slice_begin = in.getSliceBegin();
-      out.slice_end = in.getSliceEnd();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.tokens,
-                                copy_scalars<int32_t>(in.getTokens(), limits, "slice tokens"));
-      out.total_prompt_tokens = in.getTotalPromptTokens();
-      out.max_new_tokens = in.getMaxNewTokens();
-      out.sampling = read(in.getSampling());
-      out.return_logits = in.getReturnLogits();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.history_tokens,
-                                copy_scalars<int32_t>(in.getHistoryTokens(), limits, "history"));
-      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
-      out.ignore_eos = in.getIgnoreEos();
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::SLICE_DONE: {
-      auto in = envelope.getSliceDone();
-      SliceDone out;
-      out.request_id = in.getRequestId();
-      out.worker_id = in.getWorkerId();
-      out.index = in.getIndex();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.timeline, read(in.getTimeline(), limits));
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::TOKEN: {
-      auto in = envelope.getToken();
-      Token out;
-      out.request_id = in.getRequestId();
-      out.token = in.getToken();
-      out.index = in.getIndex();
-      out.is_last = in.getIsLast();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.logits, copy_scalars<float>(in.getLogits(), limits, "logits"));
-      out.logprob = in.getLogprob();
-      auto top_tokens = in.getTopTokens();
-      auto top_logprobs = in.getTopLogprobs();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(top_tokens.size(), limits.max_top_logprobs, "top log-probability ids"));
-      if (top_logprobs.size() != top_tokens.size()) {
-        return make_error(ErrorCode::kProtocol,
-                          fmt::format("token carries {} top log-probabilities for {} ids",
-                                      top_logprobs.size(), top_tokens.size()));
-      }
-      RUNAHEAD_ASSIGN_OR_RETURN(
-          out.top_tokens, copy_scalars<int32_t>(top_tokens, limits, "top log-probability ids"));
-      RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs,
-                                copy_scalars<float>(top_logprobs, limits, "top log-probabilities"));
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::REQUEST_RESULT: {
-      auto in = envelope.getRequestResult();
-      RequestResult out;
-      out.request_id = in.getRequestId();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.tokens,
-                                copy_scalars<int32_t>(in.getTokens(), limits, "result tokens"));
-      out.ttft_nanos = in.getTtftNanos();
-      out.total_nanos = in.getTotalNanos();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.timeline, read(in.getTimeline(), limits));
-      RUNAHEAD_ASSIGN_OR_RETURN(out.cuts, copy_scalars<uint64_t>(in.getCuts(), limits, "cuts"));
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::REQUEST_ERROR: {
-      auto in = envelope.getRequestError();
-      RequestError out;
-      out.request_id = in.getRequestId();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.code, from_wire(in.getCode()));
-      out.message = copy_text(in.getMessage());
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::STATUS_QUERY:
-      return ControlMessage(StatusQuery{});
-    case schema::Envelope::STATUS_REPLY: {
-      auto in = envelope.getStatusReply();
-      StatusReply out;
-      auto workers = in.getWorkers();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(workers.size(), limits.max_struct_list_elements, "worker list"));
-      out.workers.reserve(workers.size());
-      for (auto worker : workers) {
-        WorkerStatus status;
-        status.worker_id = worker.getWorkerId();
-        status.name = copy_text(worker.getName());
-        status.info = read(worker.getInfo());
-        status.healthy = worker.getHealthy();
-        status.last_heartbeat_age_millis = worker.getLastHeartbeatAgeMillis();
-        status.active_requests = worker.getActiveRequests();
-        out.workers.push_back(std::move(status));
-      }
-      out.queued_requests = in.getQueuedRequests();
-      out.active_requests = in.getActiveRequests();
-      out.queue_capacity = in.getQueueCapacity();
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::CALIBRATE_REQUEST: {
-      auto in = envelope.getCalibrateRequest();
-      CalibrateRequest out;
-      out.probe_id = in.getProbeId();
-      auto points = in.getPoints();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(points.size(), limits.max_struct_list_elements, "calibration points"));
-      out.points.reserve(points.size());
-      for (auto point : points) {
-        out.points.push_back(CalibrationPoint{point.getPrefixTokens(), point.getSliceTokens()});
-      }
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::SLICE_READY: {
-      auto in = envelope.getSliceReady();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(in.getKvTarget().size(), kMaxKvTargetBytes, "kv target"));
-      return ControlMessage(SliceReady{in.getRequestId(), in.getWorkerId(), in.getIndex(),
-                                       copy_data(in.getKvTarget()), in.getDirectToAll()});
-    }
-    case schema::Envelope::START_SLICE: {
-      auto in = envelope.getStartSlice();
-      RUNAHEAD_RETURN_IF_ERROR(
-          check_length(in.getSuccessorKvTarget().size(), kMaxKvTargetBytes, "successor kv target"));
-      StartSlice out{in.getRequestId(), copy_data(in.getSuccessorKvTarget()), in.getFanOut(), {}};
-      auto later = in.getLaterKvTargets();
-      RUNAHEAD_RETURN_IF_ERROR(check_length(later.size(), limits.max_list_elements, "kv targets"));
-      for (auto target : later) {
-        RUNAHEAD_RETURN_IF_ERROR(check_length(target.size(), kMaxKvTargetBytes, "kv target"));
-        out.later_kv_targets.push_back(copy_data(target));
-      }
-      return ControlMessage(std::move(out));
-    }
-    case schema::Envelope::CALIBRATE_REPLY: {
-      auto in = envelope.getCalibrateReply();
-      CalibrateReply out;
-      out.probe_id = in.getProbeId();
-      RUNAHEAD_ASSIGN_OR_RETURN(out.nanos,
-                                copy_scalars<uint64_t>(in.getNanos(), limits, "calibration times"));
-      return ControlMessage(std::move(out));
-    }
+Result<Hello> read(schema::Hello::Reader in) {
+  Hello out;
+  out.protocol_version = in.getProtocolVersion();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.role, from_wire(in.getRole()));
+  out.name = copy_text(in.getName());
+  out.worker = read(in.getWorker());
+  return out;
+}
+
+HelloAck read(schema::HelloAck::Reader in) {
+  HelloAck out;
+  out.protocol_version = in.getProtocolVersion();
+  out.accepted = in.getAccepted();
+  out.reason = copy_text(in.getReason());
+  out.peer_id = in.getPeerId();
+  return out;
+}
+
+Heartbeat read(schema::Heartbeat::Reader in) {
+  return Heartbeat{in.getSequence(), in.getActiveRequests(), in.getFreeMemoryBytes()};
+}
+
+Result<SubmitRequest> read(schema::SubmitRequest::Reader in, const ControlLimits& limits) {
+  SubmitRequest out;
+  out.request_id = in.getRequestId();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.prompt_tokens,
+                            copy_scalars<int32_t>(in.getPromptTokens(), limits, "prompt"));
+  out.max_new_tokens = in.getMaxNewTokens();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.sampling, read(in.getSampling()));
+  out.return_logits = in.getReturnLogits();
+  auto partition = in.getPartition();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.partition.scheme, from_wire(partition.getScheme()));
+  out.partition.workers = partition.getWorkers();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.partition.cuts,
+                            copy_scalars<uint64_t>(partition.getCuts(), limits, "cuts"));
+  RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
+  out.ignore_eos = in.getIgnoreEos();
+  return out;
+}
+
+Cancel read(schema::Cancel::Reader in) {
+  return Cancel{in.getRequestId(), copy_text(in.getReason())};
+}
+
+Result<SliceReady> read(schema::SliceReady::Reader in) {
+  RUNAHEAD_RETURN_IF_ERROR(check_length(in.getKvTarget().size(), kMaxKvTargetBytes, "kv target"));
+  return SliceReady{in.getRequestId(), in.getWorkerId(), in.getIndex(), copy_data(in.getKvTarget()),
+                    in.getDirectToAll()};
+}
+
+Result<SliceDone> read(schema::SliceDone::Reader in, const ControlLimits& limits) {
+  SliceDone out;
+  out.request_id = in.getRequestId();
+  out.worker_id = in.getWorkerId();
+  out.index = in.getIndex();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.timeline, read(in.getTimeline(), limits));
+  return out;
+}
+
+Result<Token> read(schema::Token::Reader in, const ControlLimits& limits) {
+  Token out;
+  out.request_id = in.getRequestId();
+  out.token = in.getToken();
+  out.index = in.getIndex();
+  out.is_last = in.getIsLast();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.logits, copy_scalars<float>(in.getLogits(), limits, "logits"));
+  out.logprob = in.getLogprob();
+  auto top_tokens = in.getTopTokens();
+  auto top_logprobs = in.getTopLogprobs();
+  RUNAHEAD_RETURN_IF_ERROR(
+      check_length(top_tokens.size(), limits.max_top_logprobs, "top log-probability ids"));
+  if (top_logprobs.size() != top_tokens.size()) {
+    return make_error(ErrorCode::kProtocol,
+                      fmt::format("token carries {} top log-probabilities for {} ids",
+                                  top_logprobs.size(), top_tokens.size()));
+  }
+  RUNAHEAD_ASSIGN_OR_RETURN(out.top_tokens,
+                            copy_scalars<int32_t>(top_tokens, limits, "top log-probability ids"));
+  RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs,
+                            copy_scalars<float>(top_logprobs, limits, "top log-probabilities"));
+  return out;
+}
+
+Result<RequestError> read(schema::RequestError::Reader in) {
+  RequestError out;
+  out.request_id = in.getRequestId();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.code, from_wire(in.getCode()));
+  out.message = copy_text(in.getMessage());
+  return out;
+}
+
+Result<AssignSlice> read(schema::AssignSlice::Reader in, const ControlLimits& limits) {
+  AssignSlice out;
+  out.request_id = in.getRequestId();
+  auto chain = in.getChain();
+  RUNAHEAD_RETURN_IF_ERROR(
+      check_length(chain.size(), limits.max_struct_list_elements, "worker chain"));
+  out.chain.reserve(chain.size());
+  for (auto member : chain) {
+    out.chain.push_back(ChainMember{member.getWorkerId(), copy_data(member.getDataPlaneAddress())});
+  }
+  out.index = in.getIndex();
+  out.slice_begin = in.getSliceBegin();
+  out.slice_end = in.getSliceEnd();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.tokens,
+                            copy_scalars<int32_t>(in.getTokens(), limits, "slice tokens"));
+  out.total_prompt_tokens = in.getTotalPromptTokens();
+  out.max_new_tokens = in.getMaxNewTokens();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.sampling, read(in.getSampling()));
+  out.return_logits = in.getReturnLogits();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.history_tokens,
+                            copy_scalars<int32_t>(in.getHistoryTokens(), limits, "history"));
+  RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
+  out.ignore_eos = in.getIgnoreEos();
+  return out;
+}
+
+Result<StartSlice> read(schema::StartSlice::Reader in, const ControlLimits& limits) {
+  RUNAHEAD_RETURN_IF_ERROR(
+      check_length(in.getSuccessorKvTarget().size(), kMaxKvTargetBytes, "successor kv target"));
+  StartSlice out{in.getRequestId(), copy_data(in.getSuccessorKvTarget()), in.getFanOut(), {}};
+  auto later = in.getLaterKvTargets();
+  RUNAHEAD_RETURN_IF_ERROR(check_length(later.size(), limits.max_list_elements, "kv targets"));
+  for (auto target : later) {
+    RUNAHEAD_RETURN_IF_ERROR(check_length(target.size(), kMaxKvTargetBytes, "kv target"));
+    out.later_kv_targets.push_back(copy_data(target));
+  }
+  return out;
+}
+
+Result<RequestResult> read(schema::RequestResult::Reader in, const ControlLimits& limits) {
+  RequestResult out;
+  out.request_id = in.getRequestId();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.tokens,
+                            copy_scalars<int32_t>(in.getTokens(), limits, "result tokens"));
+  out.ttft_nanos = in.getTtftNanos();
+  out.total_nanos = in.getTotalNanos();
+  RUNAHEAD_ASSIGN_OR_RETURN(out.timeline, read(in.getTimeline(), limits));
+  RUNAHEAD_ASSIGN_OR_RETURN(out.cuts, copy_scalars<uint64_t>(in.getCuts(), limits, "cuts"));
+  return out;
+}
+
+Result<StatusReply> read(schema::StatusReply::Reader in, const ControlLimits& limits) {
+  StatusReply out;
+  auto workers = in.getWorkers();
+  RUNAHEAD_RETURN_IF_ERROR(
+      check_length(workers.size(), limits.max_struct_list_elements, "worker list"));
+  out.workers.reserve(workers.size());
+  for (auto worker : workers) {
+    WorkerRecord record;
+    record.id = worker.getWorkerId();
+    record.name = copy_text(worker.getName());
+    record.info = read(worker.getInfo());
+    record.healthy = worker.getHealthy();
+    RUNAHEAD_ASSIGN_OR_RETURN(record.last_heartbeat_age,
+                              read_duration<std::chrono::milliseconds>(
+                                  worker.getLastHeartbeatAgeMillis(), "heartbeat age"));
+    record.active_requests = worker.getActiveRequests();
+    out.workers.push_back(std::move(record));
+  }
+  out.queued_requests = in.getQueuedRequests();
+  out.active_requests = in.getActiveRequests();
+  out.queue_capacity = in.getQueueCapacity();
+  return out;
+}
+
+// A decoded message of one type as its direction's variant, or the decoding's error.
+template <typename Variant, typename T>
+Result<Variant> as(Result<T> decoded) {
+  if (!decoded) return decoded.error();
+  return Variant(std::move(decoded).value());
+}
+
+Result<ToCoordinator> read_to_coordinator(schema::ToCoordinator::Reader in,
+                                          const ControlLimits& limits) {
+  switch (in.which()) {
+    case schema::ToCoordinator::HEARTBEAT:
+      return ToCoordinator(read(in.getHeartbeat()));
+    case schema::ToCoordinator::SUBMIT_REQUEST:
+      return as<ToCoordinator>(read(in.getSubmitRequest(), limits));
+    case schema::ToCoordinator::CANCEL:
+      return ToCoordinator(read(in.getCancel()));
+    case schema::ToCoordinator::STATUS_QUERY:
+      return ToCoordinator(StatusQuery{});
+    case schema::ToCoordinator::SLICE_READY:
+      return as<ToCoordinator>(read(in.getSliceReady()));
+    case schema::ToCoordinator::SLICE_DONE:
+      return as<ToCoordinator>(read(in.getSliceDone(), limits));
+    case schema::ToCoordinator::TOKEN:
+      return as<ToCoordinator>(read(in.getToken(), limits));
+    case schema::ToCoordinator::REQUEST_ERROR:
+      return as<ToCoordinator>(read(in.getRequestError()));
   }
   // A kind from a newer schema, or garbage in the discriminant.
-  return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {}",
+  return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {} to the coordinator",
+                                                      static_cast<unsigned>(in.which())));
+}
+
+Result<ToWorker> read_to_worker(schema::ToWorker::Reader in, const ControlLimits& limits) {
+  switch (in.which()) {
+    case schema::ToWorker::ASSIGN_SLICE:
+      return as<ToWorker>(read(in.getAssignSlice(), limits));
+    case schema::ToWorker::START_SLICE:
+      return as<ToWorker>(read(in.getStartSlice(), limits));
+    case schema::ToWorker::CANCEL:
+      return ToWorker(read(in.getCancel()));
+  }
+  return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {} to a worker",
+                                                      static_cast<unsigned>(in.which())));
+}
+
+Result<ToClient> read_to_client(schema::ToClient::Reader in, const ControlLimits& limits) {
+  switch (in.which()) {
+    case schema::ToClient::TOKEN:
+      return as<ToClient>(read(in.getToken(), limits));
+    case schema::ToClient::REQUEST_RESULT:
+      return as<ToClient>(read(in.getRequestResult(), limits));
+    case schema::ToClient::REQUEST_ERROR:
+      return as<ToClient>(read(in.getRequestError()));
+    case schema::ToClient::STATUS_REPLY:
+      return as<ToClient>(read(in.getStatusReply(), limits));
+  }
+  return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {} to a client",
+                                                      static_cast<unsigned>(in.which())));
+}
+
+// ---- directions --------------------------------------------------------------------------
+
+// Which direction a decoder takes, for the error that refuses another.
+enum class Direction : uint8_t { kToCoordinator, kToWorker, kToClient, kHandshakeAnswer };
+
+const char* direction_name(Direction direction) {
+  switch (direction) {
+    case Direction::kToCoordinator:
+      return "a message to the coordinator";
+    case Direction::kToWorker:
+      return "a message to a worker";
+    case Direction::kToClient:
+      return "a message to a client";
+    case Direction::kHandshakeAnswer:
+      return "the coordinator's answer to Hello";
+  }
+  return "a message";
+}
+
+// The name of an envelope's message, read from the discriminants only.
+std::string envelope_message_name(schema::Envelope::Reader envelope) {
+  switch (envelope.which()) {
+    case schema::Envelope::HELLO:
+      return "Hello";
+    case schema::Envelope::HELLO_ACK:
+      return "HelloAck";
+    case schema::Envelope::TO_COORDINATOR:
+      switch (envelope.getToCoordinator().which()) {
+        case schema::ToCoordinator::HEARTBEAT:
+          return "Heartbeat";
+        case schema::ToCoordinator::SUBMIT_REQUEST:
+          return "SubmitRequest";
+        case schema::ToCoordinator::CANCEL:
+          return "Cancel";
+        case schema::ToCoordinator::STATUS_QUERY:
+          return "StatusQuery";
+        case schema::ToCoordinator::SLICE_READY:
+          return "SliceReady";
+        case schema::ToCoordinator::SLICE_DONE:
+          return "SliceDone";
+        case schema::ToCoordinator::TOKEN:
+          return "Token";
+        case schema::ToCoordinator::REQUEST_ERROR:
+          return "RequestError";
+      }
+      return "an unknown message";
+    case schema::Envelope::TO_WORKER:
+      switch (envelope.getToWorker().which()) {
+        case schema::ToWorker::ASSIGN_SLICE:
+          return "AssignSlice";
+        case schema::ToWorker::START_SLICE:
+          return "StartSlice";
+        case schema::ToWorker::CANCEL:
+          return "Cancel";
+      }
+      return "an unknown message";
+    case schema::Envelope::TO_CLIENT:
+      switch (envelope.getToClient().which()) {
+        case schema::ToClient::TOKEN:
+          return "Token";
+        case schema::ToClient::REQUEST_RESULT:
+          return "RequestResult";
+        case schema::ToClient::REQUEST_ERROR:
+          return "RequestError";
+        case schema::ToClient::STATUS_REPLY:
+          return "StatusReply";
+      }
+      return "an unknown message";
+  }
+  return "an unknown message";
+}
+
+Result<Direction> direction_of(schema::Envelope::Reader envelope) {
+  switch (envelope.which()) {
+    case schema::Envelope::HELLO:
+    case schema::Envelope::TO_COORDINATOR:
+      return Direction::kToCoordinator;
+    case schema::Envelope::HELLO_ACK:
+      return Direction::kHandshakeAnswer;
+    case schema::Envelope::TO_WORKER:
+      return Direction::kToWorker;
+    case schema::Envelope::TO_CLIENT:
+      return Direction::kToClient;
+  }
+  // A direction from a newer schema, or garbage in the discriminant.
+  return make_error(ErrorCode::kProtocol, fmt::format("unknown message direction {}",
                                                       static_cast<unsigned>(envelope.which())));
+}
+
+// kProtocol naming the message unless the envelope goes the `expected` way.
+Status check_direction(schema::Envelope::Reader envelope, Direction expected) {
+  RUNAHEAD_ASSIGN_OR_RETURN(const Direction actual, direction_of(envelope));
+  if (actual == expected) return Status::ok();
+  return make_error(
+      ErrorCode::kProtocol,
+      fmt::format("received {}, {}, where {} was expected", envelope_message_name(envelope),
+                  direction_name(actual), direction_name(expected)));
+}
+
+Result<ToCoordinator> read_envelope(schema::Envelope::Reader envelope, const ControlLimits& limits,
+                                    const ToCoordinator*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kToCoordinator));
+  if (envelope.which() == schema::Envelope::HELLO) {
+    return as<ToCoordinator>(read(envelope.getHello()));
+  }
+  return read_to_coordinator(envelope.getToCoordinator(), limits);
+}
+
+Result<ToWorker> read_envelope(schema::Envelope::Reader envelope, const ControlLimits& limits,
+                               const ToWorker*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kToWorker));
+  return read_to_worker(envelope.getToWorker(), limits);
+}
+
+Result<ToClient> read_envelope(schema::Envelope::Reader envelope, const ControlLimits& limits,
+                               const ToClient*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kToClient));
+  return read_to_client(envelope.getToClient(), limits);
+}
+
+Result<HelloAck> read_envelope(schema::Envelope::Reader envelope, const ControlLimits&,
+                               const HelloAck*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kHandshakeAnswer));
+  return read(envelope.getHelloAck());
+}
+
+template <typename Message>
+Result<std::vector<uint8_t>> encode(const Message& message, const ControlLimits& limits) {
+  capnp::MallocMessageBuilder builder;
+  write(builder.initRoot<schema::Envelope>(), message);
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
+  const size_t body_bytes = words.asBytes().size();
+  if (body_bytes > limits.max_frame_bytes) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("{} message of {} bytes exceeds the control frame limit of {} "
+                                  "bytes",
+                                  message_kind_name(message), body_bytes, limits.max_frame_bytes));
+  }
+  std::vector<uint8_t> frame(kFrameHeaderBytes + body_bytes);
+  const FrameHeaderBytes header = encode_frame_header(static_cast<uint32_t>(body_bytes));
+  std::memcpy(frame.data(), header.data(), kFrameHeaderBytes);
+  std::memcpy(frame.data() + kFrameHeaderBytes, words.asBytes().begin(), body_bytes);
+  return frame;
+}
+
+template <typename Message>
+Result<Message> decode(std::span<const uint64_t> body, const ControlLimits& limits) {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = limits.effective_traversal_limit_words();
+  options.nestingLimit = limits.nesting_limit;
+  static_assert(sizeof(capnp::word) == sizeof(uint64_t));
+  kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(body.data()),
+                                        body.size());
+  try {
+    capnp::FlatArrayMessageReader reader(words, options);
+    if (reader.getEnd() != words.end()) {
+      return make_error(
+          ErrorCode::kProtocol,
+          fmt::format("frame carries {} words after its message", words.end() - reader.getEnd()));
+    }
+    return read_envelope(reader.getRoot<schema::Envelope>(), limits,
+                         static_cast<const Message*>(nullptr));
+  } catch (const kj::Exception& error) {
+    return make_error(ErrorCode::kProtocol,
+                      fmt::format("malformed message: {}", error.getDescription().cStr()));
+  }
 }
 
 }  // namespace
@@ -613,44 +887,39 @@ Status ControlLimits::validate() const {
   return Status::ok();
 }
 
-Result<std::vector<uint8_t>> encode_frame(const ControlMessage& message,
+Result<std::vector<uint8_t>> encode_frame(const ToCoordinator& message,
                                           const ControlLimits& limits) {
-  capnp::MallocMessageBuilder builder;
-  write(builder.initRoot<schema::Envelope>(), message);
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
-  const size_t body_bytes = words.asBytes().size();
-  if (body_bytes > limits.max_frame_bytes) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      fmt::format("{} message of {} bytes exceeds the control frame limit of {} "
-                                  "bytes",
-                                  message_kind_name(message), body_bytes, limits.max_frame_bytes));
-  }
-  std::vector<uint8_t> frame(kFrameHeaderBytes + body_bytes);
-  const FrameHeaderBytes header = encode_frame_header(static_cast<uint32_t>(body_bytes));
-  std::memcpy(frame.data(), header.data(), kFrameHeaderBytes);
-  std::memcpy(frame.data() + kFrameHeaderBytes, words.asBytes().begin(), body_bytes);
-  return frame;
+  return encode(message, limits);
+}
+Result<std::vector<uint8_t>> encode_frame(const ToWorker& message, const ControlLimits& limits) {
+  return encode(message, limits);
+}
+Result<std::vector<uint8_t>> encode_frame(const ToClient& message, const ControlLimits& limits) {
+  return encode(message, limits);
+}
+Result<std::vector<uint8_t>> encode_frame(const HelloAck& message, const ControlLimits& limits) {
+  return encode(message, limits);
 }
 
-Result<ControlMessage> decode_message(std::span<const uint64_t> body, const ControlLimits& limits) {
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = limits.effective_traversal_limit_words();
-  options.nestingLimit = limits.nesting_limit;
-  static_assert(sizeof(capnp::word) == sizeof(uint64_t));
-  kj::ArrayPtr<const capnp::word> words(reinterpret_cast<const capnp::word*>(body.data()),
-                                        body.size());
-  try {
-    capnp::FlatArrayMessageReader reader(words, options);
-    if (reader.getEnd() != words.end()) {
-      return make_error(
-          ErrorCode::kProtocol,
-          fmt::format("frame carries {} words after its message", words.end() - reader.getEnd()));
-    }
-    return read(reader.getRoot<schema::Envelope>(), limits);
-  } catch (const kj::Exception& error) {
-    return make_error(ErrorCode::kProtocol,
-                      fmt::format("malformed message: {}", error.getDescription().cStr()));
-  }
+template <>
+Result<ToCoordinator> decode_message<ToCoordinator>(std::span<const uint64_t> body,
+                                                    const ControlLimits& limits) {
+  return decode<ToCoordinator>(body, limits);
+}
+template <>
+Result<ToWorker> decode_message<ToWorker>(std::span<const uint64_t> body,
+                                          const ControlLimits& limits) {
+  return decode<ToWorker>(body, limits);
+}
+template <>
+Result<ToClient> decode_message<ToClient>(std::span<const uint64_t> body,
+                                          const ControlLimits& limits) {
+  return decode<ToClient>(body, limits);
+}
+template <>
+Result<HelloAck> decode_message<HelloAck>(std::span<const uint64_t> body,
+                                          const ControlLimits& limits) {
+  return decode<HelloAck>(body, limits);
 }
 
 }  // namespace runahead::net
