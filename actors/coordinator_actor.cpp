@@ -48,7 +48,7 @@ class ConnectionSink final : public RequestSink {
   }
 
  private:
-  void deliver(const net::ControlMessage& message) {
+  void deliver(const net::ToClient& message) {
     net::ControlServer* server = server_->get();
     if (server == nullptr) return;
     Status sent = server->send(connection_, message);
@@ -79,13 +79,11 @@ net::ControlServer* ServerSlot::get() {
   return server_;
 }
 
-struct CoordinatorActor::WorkerEntry {
-  uint64_t id = 0;
+// A registered worker: its record (id, name, what it said of itself; the health fields are
+// filled in when a status reads it) and the coordinator's bookkeeping.
+struct CoordinatorActor::WorkerEntry : WorkerRecord {
   net::ConnectionId connection = 0;
-  std::string name;
-  net::WorkerInfo info;
   Clock::time_point last_heartbeat;
-  uint32_t active_requests = 0;
   std::vector<uint64_t> requests;  // dispatched requests this worker is part of
 };
 
@@ -103,7 +101,7 @@ struct CoordinatorActor::Request {
   bool started = false;
   bool all_tokens = false;
   std::vector<int32_t> tokens;
-  net::Timeline timeline;
+  std::vector<LayerTiming> timeline;
   Clock::time_point submitted;
   Clock::time_point first_token;
   runtime::TimerId deadline = 0;
@@ -117,6 +115,13 @@ CoordinatorActor::CoordinatorActor(CoordinatorOptions options, std::shared_ptr<S
 CoordinatorActor::~CoordinatorActor() = default;
 
 Status CoordinatorActor::on_start() {
+  if (options_.partition != PartitionScheme::kBalanced &&
+      options_.partition != PartitionScheme::kEven) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string("the coordinator's default partition must be balanced or even, "
+                                  "not ") +
+                          partition_scheme_name(options_.partition));
+  }
   if (!options_.profile_path.empty()) {
     RUNAHEAD_ASSIGN_OR_RETURN(Profile profile, Profile::load(options_.profile_path));
     logger("coordinator")
@@ -135,8 +140,11 @@ void CoordinatorActor::on_stop() {
   for (uint64_t id : ids) fail(id, ErrorCode::kCancelled, "the coordinator is shutting down");
 }
 
-Status CoordinatorActor::send(net::ConnectionId connection, const net::ControlMessage& message) {
-  net::ControlServer* server = server_->get();
+namespace {
+
+template <typename Message>
+Status send_over(ServerSlot& slot, net::ConnectionId connection, const Message& message) {
+  net::ControlServer* server = slot.get();
   if (server == nullptr) return make_error(ErrorCode::kUnavailable, "coordinator not listening");
   Status sent = server->send(connection, message);
   if (!sent.is_ok()) {
@@ -145,6 +153,18 @@ Status CoordinatorActor::send(net::ConnectionId connection, const net::ControlMe
                server->peer(connection), sent.to_string());
   }
   return sent;
+}
+
+}  // namespace
+
+Status CoordinatorActor::send(net::ConnectionId connection, const net::HelloAck& message) {
+  return send_over(*server_, connection, message);
+}
+Status CoordinatorActor::send(net::ConnectionId connection, const net::ToWorker& message) {
+  return send_over(*server_, connection, message);
+}
+Status CoordinatorActor::send(net::ConnectionId connection, const net::ToClient& message) {
+  return send_over(*server_, connection, message);
 }
 
 std::string CoordinatorActor::worker_name(uint64_t worker_id) const {
@@ -156,7 +176,7 @@ std::string CoordinatorActor::worker_name(uint64_t worker_id) const {
 void CoordinatorActor::on_message(CoordinatorMessage message) {
   std::visit(
       Overloaded{
-          [&](net::ControlReceived& received) {
+          [&](net::ControlReceived<net::ToCoordinator>& received) {
             on_control(received.connection, std::move(received.message));
           },
           [&](net::ControlClosed& closed) { on_closed(closed); },
@@ -187,26 +207,33 @@ void CoordinatorActor::on_message(CoordinatorMessage message) {
       message);
 }
 
-void CoordinatorActor::on_control(net::ConnectionId connection, net::ControlMessage message) {
-  auto from_worker = [&]() -> WorkerEntry* {
+void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinator message) {
+  // The sender's role, for the messages only one role sends.
+  auto from_worker = [&](const char* kind) -> WorkerEntry* {
     auto it = worker_of_connection_.find(connection);
-    return it == worker_of_connection_.end() ? nullptr : workers_[it->second].get();
+    if (it != worker_of_connection_.end()) return workers_[it->second].get();
+    logger("coordinator")
+        ->warn("{} from connection {}, which is no worker's; ignored", kind, connection);
+    return nullptr;
   };
-  auto unexpected = [&](const char* kind) {
-    logger("coordinator")->warn("unexpected {} from connection {}", kind, connection);
+  auto from_client = [&](const char* kind) {
+    if (client_sinks_.count(connection) != 0) return true;
+    logger("coordinator")
+        ->warn("{} from connection {}, which is no client's; ignored", kind, connection);
+    return false;
   };
   std::visit(Overloaded{
                  [&](net::Hello& hello) { on_hello(connection, hello); },
-                 [&](net::HelloAck&) { unexpected("HelloAck"); },
                  [&](net::Heartbeat& beat) {
-                   if (WorkerEntry* worker = from_worker()) {
-                     worker->last_heartbeat = Clock::now();
-                     worker->active_requests = beat.active_requests;
-                     worker->info.free_memory_bytes = beat.free_memory_bytes;
-                   }
+                   // Clients may send them too, to keep an idle connection open.
+                   auto it = worker_of_connection_.find(connection);
+                   if (it == worker_of_connection_.end()) return;
+                   WorkerEntry& worker = *workers_[it->second];
+                   worker.last_heartbeat = Clock::now();
+                   worker.info.free_memory_bytes = beat.free_memory_bytes;
                  },
                  [&](net::SubmitRequest& submit) {
-                   if (client_sinks_.count(connection) == 0) return unexpected("SubmitRequest");
+                   if (!from_client("SubmitRequest")) return;
                    auto sink =
                        std::make_shared<ConnectionSink>(server_, connection, submit.request_id);
                    on_submit(std::move(submit), sink, nullptr, connection);
@@ -222,27 +249,29 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ControlMess
                      }
                    }
                  },
-                 [&](net::AssignSlice&) { unexpected("AssignSlice"); },
-                 [&](net::SliceReady& ready) {
-                   if (WorkerEntry* worker = from_worker()) on_slice_ready(worker->id, ready);
+                 [&](net::StatusQuery&) {
+                   if (from_client("StatusQuery")) (void)send(connection, status_reply());
                  },
-                 [&](net::StartSlice&) { unexpected("StartSlice"); },
+                 [&](net::SliceReady& ready) {
+                   if (WorkerEntry* worker = from_worker("SliceReady")) {
+                     on_slice_ready(worker->id, ready);
+                   }
+                 },
                  [&](net::SliceDone& done) {
-                   if (WorkerEntry* worker = from_worker()) {
+                   if (WorkerEntry* worker = from_worker("SliceDone")) {
                      on_slice_done(worker->id, std::move(done));
                    }
                  },
                  [&](net::Token& token) {
-                   if (WorkerEntry* worker = from_worker()) on_token(worker->id, std::move(token));
+                   if (WorkerEntry* worker = from_worker("Token")) {
+                     on_token(worker->id, std::move(token));
+                   }
                  },
-                 [&](net::RequestResult&) { unexpected("RequestResult"); },
                  [&](net::RequestError& error) {
-                   if (WorkerEntry* worker = from_worker()) on_worker_error(worker->id, error);
+                   if (WorkerEntry* worker = from_worker("RequestError")) {
+                     on_worker_error(worker->id, error);
+                   }
                  },
-                 [&](net::StatusQuery&) { (void)send(connection, status_reply()); },
-                 [&](net::StatusReply&) { unexpected("StatusReply"); },
-                 [&](net::CalibrateRequest&) { unexpected("CalibrateRequest"); },
-                 [&](net::CalibrateReply&) { unexpected("CalibrateReply"); },
              },
              message);
 }
@@ -317,15 +346,8 @@ namespace {
 
 // A request's own partition must fit its prompt; whether enough workers exist is decided when
 // it is planned.
-Status validate_partition_choice(const net::PartitionChoice& choice, size_t prompt_tokens) {
-  const std::string& scheme = choice.scheme;
-  if (scheme != "" && scheme != "balanced" && scheme != "even" && scheme != "explicit" &&
-      scheme != "searched") {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "unknown partition scheme '" + scheme +
-                          "' (expected balanced, even, explicit or searched)");
-  }
-  if (scheme != "explicit") {
+Status validate_partition_choice(const PartitionChoice& choice, size_t prompt_tokens) {
+  if (choice.scheme != PartitionScheme::kExplicit) {
     if (!choice.cuts.empty()) {
       return make_error(ErrorCode::kInvalidArgument, "cut points need the explicit scheme");
     }
@@ -408,21 +430,14 @@ namespace {
 
 // The request's partition in the planner's terms; a request that names no scheme takes the
 // coordinator's.
-PlanRequest plan_request(const net::SubmitRequest& submit, PartitionMode default_mode) {
-  const net::PartitionChoice& choice = submit.partition;
+PlanRequest plan_request(const net::SubmitRequest& submit, PartitionScheme default_scheme) {
+  const PartitionChoice& choice = submit.partition;
   PlanRequest request;
   request.prompt_tokens = static_cast<int64_t>(submit.prompt_tokens.size());
   request.workers = choice.workers;
-  if (choice.scheme == "explicit") {
-    request.scheme = PartitionScheme::kExplicit;
+  request.scheme = choice.scheme.value_or(default_scheme);
+  if (request.scheme == PartitionScheme::kExplicit) {
     request.cuts.assign(choice.cuts.begin(), choice.cuts.end());
-  } else if (choice.scheme == "searched") {
-    request.scheme = PartitionScheme::kSearched;
-  } else if (choice.scheme == "balanced" ||
-             (choice.scheme.empty() && default_mode == PartitionMode::kBalanced)) {
-    request.scheme = PartitionScheme::kBalanced;
-  } else {
-    request.scheme = PartitionScheme::kEven;
   }
   return request;
 }
@@ -560,9 +575,9 @@ void CoordinatorActor::on_slice_done(uint64_t worker_id, net::SliceDone done) {
   Request* found = request_of_member(worker_id, done.request_id, "SliceDone");
   if (found == nullptr || !found->done_from.insert(worker_id).second) return;
   Request& request = *found;
-  for (net::LayerTiming& layer : done.timeline.layers) {
+  for (LayerTiming& layer : done.timeline) {
     layer.worker_id = worker_id;  // a worker speaks for itself only
-    request.timeline.layers.push_back(layer);
+    request.timeline.push_back(layer);
   }
   maybe_complete(request.id);
 }
@@ -603,19 +618,19 @@ void CoordinatorActor::maybe_complete(uint64_t request_id) {
   result.total_nanos = nanos_between(request.submitted, Clock::now());
   result.timeline = std::move(request.timeline);
   // The timeline in the log too: per worker, compute and prefix-wait time and bytes moved.
-  std::map<uint64_t, net::LayerTiming> per_worker;
-  for (const net::LayerTiming& layer : result.timeline.layers) {
-    net::LayerTiming& total = per_worker[layer.worker_id];
-    total.compute_nanos += layer.compute_nanos;
-    total.wait_nanos += layer.wait_nanos;
+  std::map<uint64_t, LayerTiming> per_worker;
+  for (const LayerTiming& layer : result.timeline) {
+    LayerTiming& total = per_worker[layer.worker_id];
+    total.compute += layer.compute;
+    total.wait += layer.wait;
     total.bytes_in += layer.bytes_in;
     total.bytes_out += layer.bytes_out;
   }
   std::string summary;
   for (const auto& [worker, total] : per_worker) {
     summary += fmt::format(" [{}: compute {:.3f} ms, wait {:.3f} ms, in {} B, out {} B]",
-                           worker_name(worker), total.compute_nanos / 1e6, total.wait_nanos / 1e6,
-                           total.bytes_in, total.bytes_out);
+                           worker_name(worker), total.compute.count() / 1e6,
+                           total.wait.count() / 1e6, total.bytes_in, total.bytes_out);
   }
   logger("coordinator")
       ->info("request {}: TTFT {:.3f} ms, {} tokens in {:.3f} ms;{}", request.id,
@@ -700,16 +715,12 @@ net::StatusReply CoordinatorActor::status_reply() const {
   net::StatusReply reply;
   const auto now = Clock::now();
   for (const auto& [id, worker] : workers_) {
-    net::WorkerStatus status;
-    status.worker_id = id;
-    status.name = worker->name;
-    status.info = worker->info;
-    const auto age =
+    WorkerRecord record = static_cast<const WorkerRecord&>(*worker);
+    record.last_heartbeat_age =
         std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
-    status.healthy = age <= options_.heartbeat_timeout;
-    status.last_heartbeat_age_millis = static_cast<uint64_t>(age.count());
-    status.active_requests = static_cast<uint32_t>(worker->requests.size());
-    reply.workers.push_back(std::move(status));
+    record.healthy = record.last_heartbeat_age <= options_.heartbeat_timeout;
+    record.active_requests = static_cast<uint32_t>(worker->requests.size());
+    reply.workers.push_back(std::move(record));
   }
   reply.queued_requests = static_cast<uint32_t>(queue_.size());
   reply.active_requests = static_cast<uint32_t>(in_flight_);

@@ -16,6 +16,8 @@
 #include <variant>
 
 #include "actors/request_sink.h"
+#include "core/partition_scheme.h"
+#include "core/worker_record.h"
 #include "net/control/control_events.h"
 #include "net/control/control_server.h"
 #include "planner/partition.h"
@@ -24,15 +26,14 @@
 
 namespace runahead {
 
-enum class PartitionMode : uint8_t { kEven, kBalanced };
-
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";
   size_t queue_capacity = 64;                         // requests waiting; more are refused as busy
   size_t max_in_flight = 8;                           // requests dispatched to workers at once
   std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
   std::chrono::milliseconds request_timeout{600000};
-  PartitionMode partition = PartitionMode::kBalanced;
+  // The scheme of requests that name none: kBalanced or kEven.
+  PartitionScheme partition = PartitionScheme::kBalanced;
   // Prompts shorter than this many tokens per worker use fewer workers (one at the least).
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: every healthy worker
@@ -71,8 +72,9 @@ struct RequestDeadline {
   uint64_t request_id = 0;
 };
 
-using CoordinatorMessage = std::variant<net::ControlReceived, net::ControlClosed, LocalSubmit,
-                                        LocalCancel, LocalStatus, HealthTick, RequestDeadline>;
+using CoordinatorMessage =
+    std::variant<net::ControlReceived<net::ToCoordinator>, net::ControlClosed, LocalSubmit,
+                 LocalCancel, LocalStatus, HealthTick, RequestDeadline>;
 
 class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
  public:
@@ -88,7 +90,9 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   struct WorkerEntry;
   struct Request;
 
-  void on_control(net::ConnectionId connection, net::ControlMessage message);
+  // The messages to the coordinator, one handler each; those a peer's role does not send are
+  // logged and ignored.
+  void on_control(net::ConnectionId connection, net::ToCoordinator message);
   void on_closed(const net::ControlClosed& closed);
   void on_hello(net::ConnectionId connection, const net::Hello& hello);
   void on_submit(net::SubmitRequest request, std::shared_ptr<RequestSink> sink,
@@ -110,7 +114,9 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   void fail(uint64_t request_id, ErrorCode code, const std::string& message);
   void maybe_complete(uint64_t request_id);
   void cancel_on_workers(const Request& request, const std::string& reason);
-  Status send(net::ConnectionId connection, const net::ControlMessage& message);
+  Status send(net::ConnectionId connection, const net::HelloAck& message);
+  Status send(net::ConnectionId connection, const net::ToWorker& message);
+  Status send(net::ConnectionId connection, const net::ToClient& message);
   std::string worker_name(uint64_t worker_id) const;
 
   CoordinatorOptions options_;

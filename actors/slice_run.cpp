@@ -496,8 +496,9 @@ Status SliceRun::run_layers(std::span<const int32_t> tokens, Workspace& workspac
     transformer_.attend_and_finish(layer, plan_.begin, workspace, *cache_);
     compute_seconds += seconds_since(finish_start);
     std::lock_guard lock(mutex_);
-    timeline_[layer].compute_seconds = compute_seconds;
-    timeline_[layer].wait_seconds = wait_seconds;
+    timeline_[layer].layer = static_cast<uint32_t>(layer);
+    timeline_[layer].compute = nanoseconds_of(compute_seconds);
+    timeline_[layer].wait = nanoseconds_of(wait_seconds);
   }
   return backend.synchronize();
 }

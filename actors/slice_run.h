@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "actors/buffer_pool.h"
+#include "core/layer_timing.h"
 #include "core/status.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
@@ -73,14 +74,6 @@ struct SlicePlan {
   // Host-staged own blocks leave in chunks of about this many bytes (at least one token), so
   // that copying one chunk out overlaps sending the one before; 0: each block whole.
   size_t staging_chunk_bytes = size_t{4} << 20;
-};
-
-// What happened per layer, for the request's timeline.
-struct LayerTiming {
-  double compute_seconds = 0.0;
-  double wait_seconds = 0.0;  // waiting for the predecessor's prefix
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
 };
 
 class SliceRun {
@@ -141,6 +134,7 @@ class SliceRun {
   Status status() const;
   // Blocks until all sends completed or failed, or the deadline passed.
   [[nodiscard]] Status wait_sends(std::chrono::steady_clock::time_point deadline);
+  // Per layer: compute and wait time, bytes in and out (worker_id left to the worker).
   std::vector<LayerTiming> timeline() const;
 
  private:

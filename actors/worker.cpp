@@ -98,7 +98,7 @@ class Worker::Impl {
     context.transformer = transformer.get();
     context.data_plane = data_plane.get();
     context.compute = compute.get();
-    context.send_to_coordinator = [this](const net::ControlMessage& message) -> Status {
+    context.send_to_coordinator = [this](const net::ToCoordinator& message) -> Status {
       std::lock_guard lock(mutex);
       if (!client) return make_error(ErrorCode::kUnavailable, "not connected to the coordinator");
       return client->send(message);
@@ -131,9 +131,10 @@ class Worker::Impl {
     hello.worker.sliding_window = static_cast<uint32_t>(transformer->config().sliding_window);
     std::promise<Status> joined;
     auto joined_future = joined.get_future();
-    net::ControlClient::connect_async(
-        system.io(), options.coordinator, hello, net::deliver_to(actor), options.connect_timeout,
-        {}, [&, this](Result<std::unique_ptr<net::ControlClient>> connected) {
+    net::WorkerControlClient::connect_async(
+        system.io(), options.coordinator, hello, net::deliver_to<net::ToWorker>(actor),
+        options.connect_timeout, {},
+        [&, this](Result<std::unique_ptr<net::WorkerControlClient>> connected) {
           if (!connected) {
             joined.set_value(connected.status());
             return;
@@ -172,7 +173,7 @@ class Worker::Impl {
     // The actor's on_stop cancels the slice runs, so that the compute thread can be joined.
     system.stop(runtime::StopMode::kDrop);
     if (compute) compute->stop();
-    std::unique_ptr<net::ControlClient> closing;
+    std::unique_ptr<net::WorkerControlClient> closing;
     {
       std::lock_guard lock(mutex);
       closing = std::move(client);
@@ -198,7 +199,7 @@ class Worker::Impl {
 
   std::mutex mutex;
   std::condition_variable stopped_changed;
-  std::unique_ptr<net::ControlClient> client;
+  std::unique_ptr<net::WorkerControlClient> client;
   std::optional<Status> stopped;
 };
 

@@ -19,30 +19,6 @@ using runtime::Overloaded;
 constexpr auto kIdlePoll = std::chrono::milliseconds(50);
 constexpr auto kBusyPoll = std::chrono::microseconds(200);
 
-SamplingOptions sampling_options(const net::SamplingParams& params) {
-  SamplingOptions options;
-  options.temperature = params.temperature;
-  options.top_k = static_cast<int>(params.top_k);
-  options.top_p = params.top_p;
-  options.repetition_penalty = params.repetition_penalty;
-  options.seed = params.seed;
-  return options;
-}
-
-net::Timeline to_timeline(uint64_t worker_id, const std::vector<LayerTiming>& layers) {
-  net::Timeline timeline;
-  for (size_t layer = 0; layer < layers.size(); ++layer) {
-    timeline.layers.push_back(net::LayerTiming{
-        .worker_id = worker_id,
-        .layer = static_cast<uint32_t>(layer),
-        .compute_nanos = static_cast<uint64_t>(layers[layer].compute_seconds * 1e9),
-        .wait_nanos = static_cast<uint64_t>(layers[layer].wait_seconds * 1e9),
-        .bytes_in = layers[layer].bytes_in,
-        .bytes_out = layers[layer].bytes_out});
-  }
-  return timeline;
-}
-
 }  // namespace
 
 // One request this worker takes part in.
@@ -68,7 +44,7 @@ std::string WorkerActor::describe() const {
   return "worker " + context_.options.name + " (id " + std::to_string(context_.worker_id) + ")";
 }
 
-Status WorkerActor::send(const net::ControlMessage& message) {
+Status WorkerActor::send(const net::ToCoordinator& message) {
   Status sent = context_.send_to_coordinator(message);
   if (!sent.is_ok()) {
     logger("worker")->warn("{}: cannot send {} to the coordinator: {}", describe(),
@@ -158,7 +134,9 @@ void WorkerActor::drive_data_plane() {
 
 void WorkerActor::on_message(WorkerMessage message) {
   std::visit(Overloaded{
-                 [&](net::ControlReceived& received) { on_control(std::move(received.message)); },
+                 [&](net::ControlReceived<net::ToWorker>& received) {
+                   on_control(std::move(received.message));
+                 },
                  [&](net::ControlClosed& closed) {
                    logger("worker")->warn("{}: coordinator connection closed: {}", describe(),
                                           closed.reason.to_string());
@@ -197,43 +175,13 @@ void WorkerActor::on_message(WorkerMessage message) {
              message);
 }
 
-void WorkerActor::on_control(net::ControlMessage message) {
-  std::visit(
-      Overloaded{
-          [&](net::AssignSlice& assign) { on_assign(std::move(assign)); },
-          [&](net::StartSlice& start) { on_start_slice(start); },
-          [&](net::Cancel& cancel) { on_cancel(cancel); },
-          [&](net::Hello&) { logger("worker")->warn("{}: unexpected Hello", describe()); },
-          [&](net::HelloAck&) { logger("worker")->warn("{}: unexpected HelloAck", describe()); },
-          [&](net::Heartbeat&) {},
-          [&](net::SubmitRequest&) {
-            logger("worker")->warn("{}: a worker takes no SubmitRequest", describe());
-          },
-          [&](net::SliceReady&) {
-            logger("worker")->warn("{}: unexpected SliceReady", describe());
-          },
-          [&](net::SliceDone&) { logger("worker")->warn("{}: unexpected SliceDone", describe()); },
-          [&](net::Token&) { logger("worker")->warn("{}: unexpected Token", describe()); },
-          [&](net::RequestResult&) {
-            logger("worker")->warn("{}: unexpected RequestResult", describe());
-          },
-          [&](net::RequestError&) {
-            logger("worker")->warn("{}: unexpected RequestError", describe());
-          },
-          [&](net::StatusQuery&) {
-            logger("worker")->warn("{}: unexpected StatusQuery", describe());
-          },
-          [&](net::StatusReply&) {
-            logger("worker")->warn("{}: unexpected StatusReply", describe());
-          },
-          [&](net::CalibrateRequest&) {
-            logger("worker")->warn("{}: calibration is not served here yet", describe());
-          },
-          [&](net::CalibrateReply&) {
-            logger("worker")->warn("{}: unexpected CalibrateReply", describe());
-          },
-      },
-      message);
+void WorkerActor::on_control(net::ToWorker message) {
+  std::visit(Overloaded{
+                 [&](net::AssignSlice& assign) { on_assign(std::move(assign)); },
+                 [&](net::StartSlice& start) { on_start_slice(start); },
+                 [&](net::Cancel& cancel) { on_cancel(cancel); },
+             },
+             message);
 }
 
 void WorkerActor::fail_request(uint64_t request_id, const Status& status) {
@@ -278,7 +226,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
       !window.is_ok()) {
     return refuse(window.message());
   }
-  if (Status valid = sampling_options(assign.sampling).validate(); !valid.is_ok()) {
+  if (Status valid = assign.sampling.validate(); !valid.is_ok()) {
     return refuse(valid.message());
   }
   if (assign.top_logprobs > 0) {
@@ -405,7 +353,7 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
         const int64_t prompt_tokens = static_cast<int64_t>(a.total_prompt_tokens);
         const int64_t to_generate =
             std::min<int64_t>(a.max_new_tokens, slice_run.cache().capacity() - prompt_tokens + 1);
-        Sampler sampler(sampling_options(a.sampling));
+        Sampler sampler(a.sampling);
         std::vector<int32_t> history(a.history_tokens.begin(), a.history_tokens.end());
         history.insert(history.end(), a.tokens.begin(), a.tokens.end());
         std::vector<float> logits;
@@ -486,11 +434,12 @@ void WorkerActor::on_slice_finished(const SliceFinished& finished) {
   if (it == requests_.end()) return;
   std::shared_ptr<Request> request = it->second;
   if (finished.status.is_ok()) {
-    (void)send(
-        net::SliceDone{.request_id = finished.request_id,
-                       .worker_id = context_.worker_id,
-                       .index = request->assign.index,
-                       .timeline = to_timeline(context_.worker_id, request->run->timeline())});
+    std::vector<LayerTiming> timeline = request->run->timeline();
+    for (LayerTiming& layer : timeline) layer.worker_id = context_.worker_id;
+    (void)send(net::SliceDone{.request_id = finished.request_id,
+                              .worker_id = context_.worker_id,
+                              .index = request->assign.index,
+                              .timeline = std::move(timeline)});
   } else if (finished.status.code() == ErrorCode::kDevice) {
     // The backend names only the device ("cuda:0" on every host): say whose and which request.
     fail_request(finished.request_id,

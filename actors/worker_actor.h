@@ -40,8 +40,8 @@ struct SliceFinished {
   Status status;
 };
 
-using WorkerMessage = std::variant<net::ControlReceived, net::ControlClosed, Joined, IoTask,
-                                   DataPlaneTick, HeartbeatTick, SliceFinished>;
+using WorkerMessage = std::variant<net::ControlReceived<net::ToWorker>, net::ControlClosed, Joined,
+                                   IoTask, DataPlaneTick, HeartbeatTick, SliceFinished>;
 
 // What the actor works with; owned by the Worker, alive longer than the actor.
 struct WorkerContext {
@@ -51,7 +51,7 @@ struct WorkerContext {
   ComputeQueue* compute = nullptr;
   uint64_t worker_id = 0;
   // Thread-safe: sends a message to the coordinator.
-  std::function<Status(const net::ControlMessage&)> send_to_coordinator;
+  std::function<Status(const net::ToCoordinator&)> send_to_coordinator;
   // The coordinator connection closed; the worker stops with `reason`.
   std::function<void(Status reason)> on_coordinator_lost;
   // The device failed (a CUDA fault is sticky): the worker leaves the cluster with `reason`,
@@ -73,7 +73,8 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
  private:
   struct Request;
 
-  void on_control(net::ControlMessage message);
+  // The coordinator's messages, one handler each.
+  void on_control(net::ToWorker message);
   void on_assign(net::AssignSlice assign);
   void on_start_slice(const net::StartSlice& start);
   void on_cancel(const net::Cancel& cancel);
@@ -81,7 +82,7 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
   void drive_data_plane();
   void wait_for_data_plane_event();
   void fail_request(uint64_t request_id, const Status& status);
-  Status send(const net::ControlMessage& message);
+  Status send(const net::ToCoordinator& message);
   std::string describe() const;
 
   WorkerContext context_;

@@ -22,9 +22,10 @@ class Client::Impl {
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
     hello.name = "client";
-    auto connected = net::ControlClient::connect(
+    auto connected = net::ClientControlClient::connect(
         system.io(), address, hello,
-        [this](net::ControlEvent event) { return on_event(std::move(event)); }, timeout);
+        [this](net::ControlEvent<net::ToClient> event) { return on_event(std::move(event)); },
+        timeout);
     if (!connected) {
       return make_error(connected.error().code, "cannot connect to the coordinator at " + address +
                                                     ": " + connected.error().message);
@@ -33,10 +34,12 @@ class Client::Impl {
     return Status::ok();
   }
 
-  Status on_event(net::ControlEvent event) {
+  Status on_event(net::ControlEvent<net::ToClient> event) {
     std::visit(
         runtime::Overloaded{
-            [&](net::ControlReceived& received) { on_message(std::move(received.message)); },
+            [&](net::ControlReceived<net::ToClient>& received) {
+              on_message(std::move(received.message));
+            },
             [&](net::ControlClosed& closed) {
               fail_all(make_error(ErrorCode::kUnavailable,
                                   "the coordinator connection closed: " + closed.reason.message()));
@@ -55,23 +58,32 @@ class Client::Impl {
     return state;
   }
 
-  void on_message(net::ControlMessage message) {
-    if (auto* token = std::get_if<net::Token>(&message)) {
-      if (auto state = find(token->request_id, false)) state->token(*token);
-    } else if (auto* result = std::get_if<net::RequestResult>(&message)) {
-      if (auto state = find(result->request_id, true)) state->result(*result);
-    } else if (auto* error = std::get_if<net::RequestError>(&message)) {
-      if (auto state = find(error->request_id, true)) state->error(*error);
-    } else if (auto* reply = std::get_if<net::StatusReply>(&message)) {
-      std::shared_ptr<std::promise<net::StatusReply>> waiting;
-      {
-        std::lock_guard lock(mutex);
-        if (status_waiters.empty()) return;
-        waiting = status_waiters.front();
-        status_waiters.pop_front();
-      }
-      waiting->set_value(*reply);
+  // The coordinator's messages, one handler each.
+  void on_message(net::ToClient message) {
+    std::visit(runtime::Overloaded{
+                   [&](net::Token& token) {
+                     if (auto state = find(token.request_id, false)) state->token(token);
+                   },
+                   [&](net::RequestResult& result) {
+                     if (auto state = find(result.request_id, true)) state->result(result);
+                   },
+                   [&](net::RequestError& error) {
+                     if (auto state = find(error.request_id, true)) state->error(error);
+                   },
+                   [&](net::StatusReply& reply) { on_status_reply(std::move(reply)); },
+               },
+               message);
+  }
+
+  void on_status_reply(net::StatusReply reply) {
+    std::shared_ptr<std::promise<net::StatusReply>> waiting;
+    {
+      std::lock_guard lock(mutex);
+      if (status_waiters.empty()) return;
+      waiting = status_waiters.front();
+      status_waiters.pop_front();
     }
+    waiting->set_value(std::move(reply));
   }
 
   void fail_all(Status reason) {
@@ -94,7 +106,7 @@ class Client::Impl {
   }
 
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 1}};
-  std::unique_ptr<net::ControlClient> connection;
+  std::unique_ptr<net::ClientControlClient> connection;
   std::mutex mutex;
   uint64_t next_id = 1;
   std::map<uint64_t, std::shared_ptr<RequestHandle::State>> requests;

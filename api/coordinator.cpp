@@ -16,20 +16,11 @@ class Coordinator::Impl {
   ~Impl() { shutdown(); }
 
   Status start(const CoordinatorConfig& config) {
-    CoordinatorOptions options;
-    options.listen = config.listen;
-    options.queue_capacity = config.queue_capacity;
-    options.max_in_flight = config.max_in_flight;
-    options.heartbeat_timeout = config.heartbeat_timeout;
-    options.request_timeout = config.request_timeout;
-    options.partition = config.balanced_partition ? PartitionMode::kBalanced : PartitionMode::kEven;
-    options.min_tokens_per_worker = config.min_tokens_per_worker;
-    options.max_workers_per_request = config.max_workers_per_request;
-    options.expected_model_hash = config.expected_model_hash;
-    options.profile_path = config.profile_path;
+    const CoordinatorOptions options = to_coordinator_options(config);
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<CoordinatorActor>("coordinator", options, slot));
-    auto listening = net::ControlServer::listen(system.io(), config.listen, net::deliver_to(actor));
+    auto listening = net::ControlServer::listen(system.io(), config.listen,
+                                                net::deliver_to<net::ToCoordinator>(actor));
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);

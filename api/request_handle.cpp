@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "api/conversions.h"
+
 namespace runahead {
 
 RequestHandle::RequestHandle(std::shared_ptr<State> state) : state_(std::move(state)) {}
@@ -61,21 +63,7 @@ void RequestHandle::State::token(const net::Token& token) {
 }
 
 void RequestHandle::State::result(const net::RequestResult& result) {
-  RequestResult out;
-  out.request_id = result.request_id;
-  out.tokens = result.tokens;
-  out.ttft_ms = static_cast<double>(result.ttft_nanos) / 1e6;
-  out.cuts.assign(result.cuts.begin(), result.cuts.end());
-  out.total_ms = static_cast<double>(result.total_nanos) / 1e6;
-  for (const net::LayerTiming& layer : result.timeline.layers) {
-    out.timeline.push_back(
-        LayerTimeline{.worker_id = layer.worker_id,
-                      .layer = static_cast<int>(layer.layer),
-                      .compute_ms = static_cast<double>(layer.compute_nanos) / 1e6,
-                      .wait_ms = static_cast<double>(layer.wait_nanos) / 1e6,
-                      .bytes_in = layer.bytes_in,
-                      .bytes_out = layer.bytes_out});
-  }
+  RequestResult out = to_request_result(result);
   {
     std::lock_guard lock(mutex_);
     if (outcome_) return;

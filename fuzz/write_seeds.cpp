@@ -1,8 +1,10 @@
 // Writes the seed inputs of the wire-format fuzz targets into fuzz/corpus/ (the files are kept
-// in the repository; rerun after a format change): one control frame per message kind, from
-// the codec and tests/control_plane/sample_messages.h, and UCX addresses and block headers.
+// in the repository; rerun after a format change): one control frame per message kind of each
+// direction, from the codec and tests/control_plane/sample_messages.h, and UCX addresses and
+// block headers.
 // Usage: fuzz_write_seeds CORPUS_DIR
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -56,16 +58,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path corpus(argv[1]);
+  namespace testing = runahead::net::testing;
   const runahead::net::ControlLimits limits;
-  const auto messages = runahead::net::testing::sample_messages();
-  for (size_t i = 0; i < messages.size(); ++i) {
-    auto frame = runahead::net::encode_frame(messages[i], limits);
+  // Named by direction and kind: to_worker_AssignSlice, ...
+  auto write_frame = [&](const std::string& direction, const auto& message) {
+    auto frame = runahead::net::encode_frame(message, limits);
     if (!frame.is_ok()) {
-      std::cerr << "message " << i << ": " << frame.error().to_string() << "\n";
-      return 1;
+      std::cerr << direction << " " << runahead::net::message_kind_name(message) << ": "
+                << frame.error().to_string() << "\n";
+      std::exit(1);
     }
-    write(corpus / "control_frame" / ("message_" + std::to_string(i)), *frame);
+    write(corpus / "control_frame" / (direction + "_" + runahead::net::message_kind_name(message)),
+          *frame);
+  };
+  for (const auto& message : testing::sample_to_coordinator()) {
+    write_frame("to_coordinator", message);
   }
+  for (const auto& message : testing::sample_to_worker()) write_frame("to_worker", message);
+  for (const auto& message : testing::sample_to_client()) write_frame("to_client", message);
+  write_frame("handshake", testing::sample_hello_ack());
 
   wire::Address address{0x1122334455667788, "worker-0@host", {1, 2, 3, 4, 5, 6, 7, 8}};
   std::vector<uint8_t> seed{0};

@@ -8,21 +8,10 @@
 #include <string>
 #include <vector>
 
+#include "core/sampling_options.h"
 #include "core/status.h"
 
 namespace runahead {
-
-struct SamplingOptions {
-  float temperature = 0.0f;         // 0: greedy (argmax)
-  int top_k = 0;                    // 0: no limit
-  float top_p = 1.0f;               // 1: no nucleus cut
-  float repetition_penalty = 1.0f;  // 1: off; >1 discourages tokens already seen (CTRL style)
-  uint64_t seed = 0;
-
-  // Names the first option that is out of range.
-  Status validate() const;
-  bool greedy() const { return temperature == 0.0f; }
-};
 
 // The steps, in the order Hugging Face applies them: repetition penalty on the raw logits
 // (positive logits divided, negative multiplied), temperature, top-k, top-p, then a draw.

@@ -20,15 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "core/partition_scheme.h"
 #include "core/status.h"
 #include "planner/partition.h"
 #include "planner/profile.h"
 
 namespace runahead {
-
-// How a request asks its prompt to be cut (a request that names none takes the coordinator's
-// configured scheme, resolved before planning).
-enum class PartitionScheme : uint8_t { kEven, kBalanced, kExplicit, kSearched };
 
 struct PlanRequest {
   int64_t prompt_tokens = 0;

@@ -17,10 +17,12 @@ namespace runahead::net {
 namespace {
 
 // One connection attempt; every handler runs on its strand (shared with the connection).
-class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
+template <typename Incoming>
+class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incoming>> {
  public:
-  ConnectAttempt(asio::io_context& io, HostPort address, Hello hello, ControlEventSink sink,
-                 ControlLimits limits, ControlClient::ConnectCallback done)
+  ConnectAttempt(asio::io_context& io, HostPort address, Hello hello,
+                 ControlEventSink<Incoming> sink, ControlLimits limits,
+                 typename ControlClient<Incoming>::ConnectCallback done)
       : strand_(asio::make_strand(io)),
         resolver_(strand_),
         socket_(strand_),
@@ -32,7 +34,7 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
         done_(std::move(done)) {}
 
   void start(std::chrono::milliseconds timeout) {
-    asio::post(strand_, [self = shared_from_this(), timeout] {
+    asio::post(strand_, [self = this->shared_from_this(), timeout] {
       self->timer_.expires_after(timeout);
       self->timer_.async_wait([self, timeout](const std::error_code& error) {
         if (error) return;
@@ -57,8 +59,8 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
       return;
     }
     asio::async_connect(socket_, results,
-                        [self = shared_from_this()](const std::error_code& connect_error,
-                                                    const asio::ip::tcp::endpoint&) {
+                        [self = this->shared_from_this()](const std::error_code& connect_error,
+                                                          const asio::ip::tcp::endpoint&) {
                           self->on_connected(connect_error);
                         });
   }
@@ -75,29 +77,34 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
     auto connection =
         std::make_shared<ControlConnection>(std::move(socket_), address_.to_string(), limits_);
     connection_ = connection;
-    auto self = shared_from_this();
+    auto self = this->shared_from_this();
     connection->start(
-        [self](ControlConnection& from, ControlMessage message) -> Status {
-          return self->on_message(from, std::move(message));
+        [self](ControlConnection& from, std::span<const uint64_t> body) -> Status {
+          return self->on_frame(from, body);
         },
         [self](ControlConnection& closed, const Status& reason) {
           self->on_closed(closed, reason);
         });
-    Status sent = connection->send(hello_);
+    Status sent = connection->send(ToCoordinator(hello_));
     if (!sent.is_ok()) fail(sent);
   }
 
-  Status on_message(ControlConnection& connection, ControlMessage message) {
+  Status on_frame(ControlConnection& connection, std::span<const uint64_t> body) {
     if (connection.handshake_done()) {
-      return sink_(ControlReceived{connection.id(), std::move(message)});
+      RUNAHEAD_ASSIGN_OR_RETURN(Incoming message,
+                                decode_message<Incoming>(body, connection.limits()));
+      logger("control")->trace("control: {} from {}", message_kind_name(message),
+                               connection.peer());
+      return sink_(ControlReceived<Incoming>{connection.id(), std::move(message)});
     }
     if (finished_) return make_error(ErrorCode::kCancelled, "connect attempt abandoned");
-    const HelloAck* ack = std::get_if<HelloAck>(&message);
-    if (ack == nullptr) {
+    auto answer = decode_message<HelloAck>(body, connection.limits());
+    if (!answer) {
       return make_error(ErrorCode::kProtocol,
-                        fmt::format("{} answered Hello with {}", address_.to_string(),
-                                    message_kind_name(message)));
+                        fmt::format("{} answered Hello with something else: {}",
+                                    address_.to_string(), answer.error().message));
     }
+    const HelloAck* ack = &answer.value();
     if (ack->protocol_version != hello_.protocol_version) {
       std::string reason =
           fmt::format("{} speaks control protocol version {}, this end speaks version {}{}",
@@ -115,7 +122,7 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
     connection.set_handshake_done();
     finished_ = true;
     timer_.cancel();
-    auto client = std::make_unique<ControlClient>(connection.shared_from_this(), *ack);
+    auto client = std::make_unique<ControlClient<Incoming>>(connection.shared_from_this(), *ack);
     auto done = std::move(done_);
     done(std::move(client));
     return Status::ok();
@@ -152,18 +159,20 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt> {
   asio::steady_timer timer_;
   const HostPort address_;
   const Hello hello_;
-  const ControlEventSink sink_;
+  const ControlEventSink<Incoming> sink_;
   const ControlLimits limits_;
-  ControlClient::ConnectCallback done_;
+  typename ControlClient<Incoming>::ConnectCallback done_;
   std::weak_ptr<ControlConnection> connection_;
   bool finished_ = false;
 };
 
 }  // namespace
 
-void ControlClient::connect_async(asio::io_context& io, const std::string& address, Hello hello,
-                                  ControlEventSink sink, std::chrono::milliseconds timeout,
-                                  ControlLimits limits, ConnectCallback done) {
+template <typename Incoming>
+void ControlClient<Incoming>::connect_async(asio::io_context& io, const std::string& address,
+                                            Hello hello, ControlEventSink<Incoming> sink,
+                                            std::chrono::milliseconds timeout, ControlLimits limits,
+                                            ConnectCallback done) {
   Status valid = limits.validate();
   auto parsed = parse_host_port(address);
   if (!valid.is_ok() || !parsed.is_ok()) {
@@ -171,16 +180,15 @@ void ControlClient::connect_async(asio::io_context& io, const std::string& addre
     asio::post(io, [done = std::move(done), error = std::move(error)] { done(error); });
     return;
   }
-  auto attempt = std::make_shared<ConnectAttempt>(io, std::move(parsed).value(), std::move(hello),
-                                                  std::move(sink), limits, std::move(done));
+  auto attempt = std::make_shared<ConnectAttempt<Incoming>>(
+      io, std::move(parsed).value(), std::move(hello), std::move(sink), limits, std::move(done));
   attempt->start(timeout);
 }
 
-Result<std::unique_ptr<ControlClient>> ControlClient::connect(asio::io_context& io,
-                                                              const std::string& address,
-                                                              Hello hello, ControlEventSink sink,
-                                                              std::chrono::milliseconds timeout,
-                                                              ControlLimits limits) {
+template <typename Incoming>
+Result<std::unique_ptr<ControlClient<Incoming>>> ControlClient<Incoming>::connect(
+    asio::io_context& io, const std::string& address, Hello hello, ControlEventSink<Incoming> sink,
+    std::chrono::milliseconds timeout, ControlLimits limits) {
   if (io.get_executor().running_in_this_thread()) {
     return make_error(ErrorCode::kInternal,
                       fmt::format("ControlClient::connect to {} called on a thread of its own "
@@ -196,26 +204,35 @@ Result<std::unique_ptr<ControlClient>> ControlClient::connect(asio::io_context& 
   return future.get();
 }
 
-ControlClient::ControlClient(std::shared_ptr<ControlConnection> connection, HelloAck ack)
+template <typename Incoming>
+ControlClient<Incoming>::ControlClient(std::shared_ptr<ControlConnection> connection, HelloAck ack)
     : connection_(std::move(connection)), ack_(std::move(ack)) {}
 
-ControlClient::~ControlClient() {
+template <typename Incoming>
+ControlClient<Incoming>::~ControlClient() {
   close();
 }
 
-ConnectionId ControlClient::id() const {
+template <typename Incoming>
+ConnectionId ControlClient<Incoming>::id() const {
   return connection_->id();
 }
-std::string ControlClient::peer() const {
+template <typename Incoming>
+std::string ControlClient<Incoming>::peer() const {
   return connection_->peer();
 }
 
-Status ControlClient::send(const ControlMessage& message) {
+template <typename Incoming>
+Status ControlClient<Incoming>::send(const ToCoordinator& message) {
   return connection_->send(message);
 }
 
-void ControlClient::close(bool flush) {
+template <typename Incoming>
+void ControlClient<Incoming>::close(bool flush) {
   connection_->close(make_error(ErrorCode::kCancelled, "closed locally"), flush);
 }
+
+template class ControlClient<ToWorker>;
+template class ControlClient<ToClient>;
 
 }  // namespace runahead::net

@@ -1,6 +1,8 @@
 // An outgoing control connection (a worker to its coordinator, a client to the coordinator):
 // connects, sends Hello, and is ready once the peer answers with an accepting HelloAck.
-// Messages that arrive afterwards, and the close of the connection, go to the sink.
+// Messages that arrive afterwards, and the close of the connection, go to the sink. Incoming is
+// the direction this end receives (ToWorker for a worker, ToClient for a client): a message of
+// any other is refused at decode and closes the connection.
 #pragma once
 
 #include <chrono>
@@ -19,6 +21,7 @@ namespace runahead::net {
 
 class ControlConnection;
 
+template <typename Incoming>
 class ControlClient {
  public:
   using ConnectCallback = std::function<void(Result<std::unique_ptr<ControlClient>>)>;
@@ -28,13 +31,13 @@ class ControlClient {
   // (version mismatch, a peer that does not speak the protocol), kUnavailable (refused, with
   // the peer's reason, or unreachable).
   static void connect_async(asio::io_context& io, const std::string& address, Hello hello,
-                            ControlEventSink sink, std::chrono::milliseconds timeout,
+                            ControlEventSink<Incoming> sink, std::chrono::milliseconds timeout,
                             ControlLimits limits, ConnectCallback done);
 
   // The same, waiting for the outcome; `io` must be run by another thread.
   static Result<std::unique_ptr<ControlClient>> connect(asio::io_context& io,
                                                         const std::string& address, Hello hello,
-                                                        ControlEventSink sink,
+                                                        ControlEventSink<Incoming> sink,
                                                         std::chrono::milliseconds timeout,
                                                         ControlLimits limits = {});
 
@@ -47,7 +50,7 @@ class ControlClient {
   const HelloAck& ack() const { return ack_; }
 
   // Thread-safe; as ControlConnection::send.
-  Status send(const ControlMessage& message);
+  Status send(const ToCoordinator& message);
   // Closes after the queued messages are written (`flush`) or at once.
   void close(bool flush = false);
 
@@ -57,5 +60,12 @@ class ControlClient {
   std::shared_ptr<ControlConnection> connection_;
   HelloAck ack_;
 };
+
+extern template class ControlClient<ToWorker>;
+extern template class ControlClient<ToClient>;
+
+// A worker's connection to its coordinator, and a client's.
+using WorkerControlClient = ControlClient<ToWorker>;
+using ClientControlClient = ControlClient<ToClient>;
 
 }  // namespace runahead::net

@@ -8,7 +8,6 @@
 #include <asio/write.hpp>
 
 #include "core/log.h"
-#include "net/control/control_codec.h"
 
 namespace runahead::net {
 namespace {
@@ -44,10 +43,10 @@ void ControlConnection::set_peer(std::string peer) {
   peer_ = std::move(peer);
 }
 
-void ControlConnection::start(MessageHandler on_message, CloseHandler on_close) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(), on_message = std::move(on_message),
+void ControlConnection::start(FrameHandler on_frame, CloseHandler on_close) {
+  asio::post(socket_.get_executor(), [self = shared_from_this(), on_frame = std::move(on_frame),
                                       on_close = std::move(on_close)]() mutable {
-    self->on_message_ = std::move(on_message);
+    self->on_frame_ = std::move(on_frame);
     self->on_close_ = std::move(on_close);
     if (!self->finished_) self->read_header();
   });
@@ -58,8 +57,7 @@ Status ControlConnection::closed_error() const {
                     fmt::format("control connection {} to {} is closed", id_, peer_));
 }
 
-Status ControlConnection::send(const ControlMessage& message) {
-  auto frame = encode_frame(message, limits_);
+Status ControlConnection::enqueue(Result<std::vector<uint8_t>> frame) {
   if (!frame.is_ok()) {
     return make_error(frame.error().code,
                       fmt::format("cannot send to {}: {}", peer(), frame.error().message));
@@ -196,18 +194,10 @@ void ControlConnection::on_body(const std::error_code& error, size_t bytes, uint
     return;
   }
   last_received_ = std::chrono::steady_clock::now();
-  auto message = decode_message(body_, limits_);
+  Status handled = on_frame_ ? on_frame_(*this, body_) : Status::ok();
   if (body_.capacity() > kKeptBodyWords) {
     body_ = std::vector<uint64_t>();
   }
-  if (!message.is_ok()) {
-    logger("control")->warn("control: closing connection {} from {}: {}", id_, peer(),
-                            message.error().message);
-    finish_close(message.status());
-    return;
-  }
-  logger("control")->trace("control: {} from {}", message_kind_name(*message), peer());
-  Status handled = on_message_ ? on_message_(*this, std::move(message).value()) : Status::ok();
   if (finished_) return;
   if (!handled.is_ok()) {
     logger("control")->warn("control: closing connection {} from {}: {}", id_, peer(),
@@ -274,7 +264,7 @@ void ControlConnection::finish_close(Status reason) {
   deadline_.cancel();
   idle_.cancel();
   body_ = std::vector<uint64_t>();
-  on_message_ = nullptr;
+  on_frame_ = nullptr;
   // Moved out first: the handler may drop the last outside reference to this connection.
   CloseHandler on_close = std::move(on_close_);
   on_close_ = nullptr;

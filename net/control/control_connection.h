@@ -1,7 +1,8 @@
-// One framed control connection over TCP: reads frames, decodes them under the limits and
-// hands each message to its owner; queues outgoing messages up to a limit. All socket work runs
-// on the connection's strand, so send() and close() may be called from any thread.
-// Owners are ControlServer (accepted connections) and ControlClient (outgoing ones).
+// One framed control connection over TCP: reads frames under the limits and hands each body to
+// its owner, which decodes the direction it receives; encodes and queues outgoing messages up
+// to a limit. All socket work runs on the connection's strand, so send() and close() may be
+// called from any thread. Owners are ControlServer (accepted connections) and ControlClient
+// (outgoing ones).
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,8 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,9 +20,9 @@
 #include <asio/steady_timer.hpp>
 
 #include "core/status.h"
+#include "net/control/control_codec.h"
 #include "net/control/control_events.h"
 #include "net/control/control_limits.h"
-#include "net/control/control_messages.h"
 #include "net/control/frame.h"
 
 namespace runahead::net {
@@ -29,8 +32,10 @@ ConnectionId next_connection_id();
 
 class ControlConnection : public std::enable_shared_from_this<ControlConnection> {
  public:
-  // Both run on the strand. A message handler error closes the connection with that reason.
-  using MessageHandler = std::function<Status(ControlConnection&, ControlMessage)>;
+  // Both run on the strand. The frame handler gets each frame's body (whole words, valid for
+  // the call only); its error (a message it cannot decode or take) closes the connection with
+  // that reason.
+  using FrameHandler = std::function<Status(ControlConnection&, std::span<const uint64_t> body)>;
   using CloseHandler = std::function<void(ControlConnection&, const Status&)>;
 
   // `socket` must be bound to a strand (asio::make_strand): its executor serializes handlers.
@@ -45,11 +50,17 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
 
   // Starts reading. The close handler runs exactly once, when the connection closes for any
   // reason; neither handler runs after it.
-  void start(MessageHandler on_message, CloseHandler on_close);
+  void start(FrameHandler on_frame, CloseHandler on_close);
 
-  // Queues a message. kUnavailable once closed (or closing), kResourceExhausted when the
-  // outgoing queue holds max_outgoing_messages, kInvalidArgument when it exceeds the frame limit.
-  Status send(const ControlMessage& message);
+  // Queues a message (ToCoordinator, ToWorker, ToClient or HelloAck). kUnavailable once closed
+  // (or closing), kResourceExhausted when the outgoing queue holds max_outgoing_messages,
+  // kInvalidArgument when it exceeds the frame limit.
+  template <typename Message>
+  Status send(const Message& message) {
+    return enqueue(encode_frame(message, limits_));
+  }
+
+  const ControlLimits& limits() const { return limits_; }
 
   // Closes now, or after the queued messages are written (`flush`).
   void close(Status reason, bool flush = false);
@@ -64,6 +75,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   void set_handshake_done();
 
  private:
+  Status enqueue(Result<std::vector<uint8_t>> frame);
   void read_header();
   void on_header(const std::error_code& error, size_t bytes);
   void on_body(const std::error_code& error, size_t bytes, uint32_t length);
@@ -79,7 +91,7 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   asio::steady_timer idle_;
 
   // Strand-only state.
-  MessageHandler on_message_;
+  FrameHandler on_frame_;
   CloseHandler on_close_;
   FrameHeaderBytes header_{};
   std::vector<uint64_t> body_;

@@ -1,7 +1,8 @@
 // What the control plane delivers to the actor that owns a server or a client connection:
-// each decoded message with the connection it came on, and one notice when a connection that
-// completed its handshake closes (peer gone, protocol error, local close), so that a dead peer
-// is noticed like any other message.
+// each decoded message of the direction that end receives (ToCoordinator at the coordinator's
+// server, ToWorker or ToClient at a connecting end) with the connection it came on, and one
+// notice when a connection that completed its handshake closes (peer gone, protocol error,
+// local close), so that a dead peer is noticed like any other message.
 #pragma once
 
 #include <cstdint>
@@ -18,9 +19,11 @@ namespace runahead::net {
 
 using ConnectionId = uint64_t;
 
+// Incoming is the direction's variant: ToCoordinator, ToWorker or ToClient.
+template <typename Incoming>
 struct ControlReceived {
   ConnectionId connection = 0;
-  ControlMessage message;
+  Incoming message;
 };
 
 struct ControlClosed {
@@ -29,18 +32,20 @@ struct ControlClosed {
   Status reason;     // why it closed
 };
 
-using ControlEvent = std::variant<ControlReceived, ControlClosed>;
+template <typename Incoming>
+using ControlEvent = std::variant<ControlReceived<Incoming>, ControlClosed>;
 
 // Receives events, on a network thread. An error (the owner cannot take more) closes the
 // connection the event came from.
-using ControlEventSink = std::function<Status(ControlEvent)>;
+template <typename Incoming>
+using ControlEventSink = std::function<Status(ControlEvent<Incoming>)>;
 
 // A sink that queues each event in an actor's mailbox: M must be constructible from
-// ControlReceived and from ControlClosed (a variant listing both, typically). A full mailbox
-// closes the connection rather than letting a peer grow memory without bound.
-template <typename M>
-ControlEventSink deliver_to(runtime::ActorRef<M> actor) {
-  return [actor](ControlEvent event) -> Status {
+// ControlReceived<Incoming> and from ControlClosed (a variant listing both, typically). A full
+// mailbox closes the connection rather than letting a peer grow memory without bound.
+template <typename Incoming, typename M>
+ControlEventSink<Incoming> deliver_to(runtime::ActorRef<M> actor) {
+  return [actor](ControlEvent<Incoming> event) -> Status {
     return std::visit([&](auto& alternative) { return actor.tell(M(std::move(alternative))); },
                       event);
   };

@@ -1,30 +1,70 @@
 #include "net/control/control_messages.h"
 
-#include "runtime/overloaded.h"
-
 namespace runahead::net {
+namespace {
 
-const char* message_kind_name(const ControlMessage& message) {
-  using runtime::Overloaded;
-  return std::visit(Overloaded{
-                        [](const Hello&) { return "Hello"; },
-                        [](const HelloAck&) { return "HelloAck"; },
-                        [](const Heartbeat&) { return "Heartbeat"; },
-                        [](const SubmitRequest&) { return "SubmitRequest"; },
-                        [](const Cancel&) { return "Cancel"; },
-                        [](const AssignSlice&) { return "AssignSlice"; },
-                        [](const SliceDone&) { return "SliceDone"; },
-                        [](const Token&) { return "Token"; },
-                        [](const RequestResult&) { return "RequestResult"; },
-                        [](const RequestError&) { return "RequestError"; },
-                        [](const StatusQuery&) { return "StatusQuery"; },
-                        [](const StatusReply&) { return "StatusReply"; },
-                        [](const CalibrateRequest&) { return "CalibrateRequest"; },
-                        [](const CalibrateReply&) { return "CalibrateReply"; },
-                        [](const SliceReady&) { return "SliceReady"; },
-                        [](const StartSlice&) { return "StartSlice"; },
-                    },
-                    message);
+// One name per message type, whichever direction carries it.
+const char* name_of(const Hello&) {
+  return "Hello";
+}
+const char* name_of(const HelloAck&) {
+  return "HelloAck";
+}
+const char* name_of(const Heartbeat&) {
+  return "Heartbeat";
+}
+const char* name_of(const SubmitRequest&) {
+  return "SubmitRequest";
+}
+const char* name_of(const Cancel&) {
+  return "Cancel";
+}
+const char* name_of(const StatusQuery&) {
+  return "StatusQuery";
+}
+const char* name_of(const SliceReady&) {
+  return "SliceReady";
+}
+const char* name_of(const SliceDone&) {
+  return "SliceDone";
+}
+const char* name_of(const Token&) {
+  return "Token";
+}
+const char* name_of(const RequestError&) {
+  return "RequestError";
+}
+const char* name_of(const AssignSlice&) {
+  return "AssignSlice";
+}
+const char* name_of(const StartSlice&) {
+  return "StartSlice";
+}
+const char* name_of(const RequestResult&) {
+  return "RequestResult";
+}
+const char* name_of(const StatusReply&) {
+  return "StatusReply";
+}
+
+template <typename Variant>
+const char* variant_name(const Variant& message) {
+  return std::visit([](const auto& alternative) { return name_of(alternative); }, message);
+}
+
+}  // namespace
+
+const char* message_kind_name(const ToCoordinator& message) {
+  return variant_name(message);
+}
+const char* message_kind_name(const ToWorker& message) {
+  return variant_name(message);
+}
+const char* message_kind_name(const ToClient& message) {
+  return variant_name(message);
+}
+const char* message_kind_name(const HelloAck& message) {
+  return name_of(message);
 }
 
 }  // namespace runahead::net

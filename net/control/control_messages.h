@@ -1,6 +1,7 @@
 // The control-plane messages as plain C++ values (the wire form is
-// net/control/schema/control.capnp). Actors build and receive these; only
-// net/control/control_codec.cpp knows Cap'n Proto.
+// net/control/schema/control.capnp), grouped by direction: ToCoordinator, ToWorker, ToClient,
+// and the handshake's HelloAck. Each actor receives exactly its direction's variant. Actors
+// build and receive these; only net/control/control_codec.cpp knows Cap'n Proto.
 #pragma once
 
 #include <cstdint>
@@ -8,29 +9,20 @@
 #include <variant>
 #include <vector>
 
+#include "core/layer_timing.h"
+#include "core/partition_scheme.h"
+#include "core/sampling_options.h"
 #include "core/status.h"
+#include "core/worker_record.h"
 
 namespace runahead::net {
 
 // Must equal protocolVersion in net/control/schema/control.capnp (checked at compile time).
 // 2: top log-probabilities and ignore_eos in requests, slices and tokens.
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: one message union per direction; the partition scheme an enum; calibration messages gone.
+inline constexpr uint32_t kProtocolVersion = 3;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
-
-struct WorkerInfo {
-  std::string listen_address;
-  std::vector<uint8_t> data_plane_address;
-  std::string backend;
-  uint64_t free_memory_bytes = 0;
-  std::string model_hash;
-  double per_token_seconds = 0.0;  // the worker's measured cost model (0: not measured)
-  double per_key_seconds = 0.0;
-  // The model's sliding attention window (0: none); requests of more positions are refused.
-  uint32_t sliding_window = 0;
-
-  bool operator==(const WorkerInfo&) const = default;
-};
 
 struct Hello {
   uint32_t protocol_version = kProtocolVersion;
@@ -58,30 +50,11 @@ struct Heartbeat {
   bool operator==(const Heartbeat&) const = default;
 };
 
-struct SamplingParams {
-  float temperature = 0.0f;  // 0: greedy
-  uint32_t top_k = 0;
-  float top_p = 1.0f;
-  uint64_t seed = 0;
-  float repetition_penalty = 1.0f;  // 1: off
-
-  bool operator==(const SamplingParams&) const = default;
-};
-
-// How to cut one request's prompt; empty: the coordinator's default.
-struct PartitionChoice {
-  std::string scheme;  // "", "balanced", "even" or "explicit"
-  uint32_t workers = 0;
-  std::vector<uint64_t> cuts;  // explicit cut points, 0 first and the prompt length last
-
-  bool operator==(const PartitionChoice&) const = default;
-};
-
 struct SubmitRequest {
   uint64_t request_id = 0;
   std::vector<int32_t> prompt_tokens;
   uint32_t max_new_tokens = 0;
-  SamplingParams sampling;
+  SamplingOptions sampling;
   bool return_logits = false;
   PartitionChoice partition;
   uint32_t top_logprobs = 0;  // K > 0: each Token carries the top K log-probabilities
@@ -113,7 +86,7 @@ struct AssignSlice {
   std::vector<int32_t> tokens;  // prompt tokens [slice_begin, slice_end)
   uint64_t total_prompt_tokens = 0;
   uint32_t max_new_tokens = 0;
-  SamplingParams sampling;
+  SamplingOptions sampling;
   bool return_logits = false;
   std::vector<int32_t> history_tokens;  // the last worker only: prompt tokens [0, slice_begin)
   uint32_t top_logprobs = 0;
@@ -147,28 +120,11 @@ struct StartSlice {
   bool operator==(const StartSlice&) const = default;
 };
 
-struct LayerTiming {
-  uint64_t worker_id = 0;
-  uint32_t layer = 0;
-  uint64_t compute_nanos = 0;
-  uint64_t wait_nanos = 0;
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-
-  bool operator==(const LayerTiming&) const = default;
-};
-
-struct Timeline {
-  std::vector<LayerTiming> layers;
-
-  bool operator==(const Timeline&) const = default;
-};
-
 struct SliceDone {
   uint64_t request_id = 0;
   uint64_t worker_id = 0;
   uint32_t index = 0;
-  Timeline timeline;
+  std::vector<LayerTiming> timeline;
 
   bool operator==(const SliceDone&) const = default;
 };
@@ -193,7 +149,7 @@ struct RequestResult {
   std::vector<int32_t> tokens;
   uint64_t ttft_nanos = 0;
   uint64_t total_nanos = 0;
-  Timeline timeline;
+  std::vector<LayerTiming> timeline;
   std::vector<uint64_t> cuts;  // the partition the request ran with
 
   bool operator==(const RequestResult&) const = default;
@@ -211,19 +167,8 @@ struct StatusQuery {
   bool operator==(const StatusQuery&) const = default;
 };
 
-struct WorkerStatus {
-  uint64_t worker_id = 0;
-  std::string name;
-  WorkerInfo info;
-  bool healthy = false;
-  uint64_t last_heartbeat_age_millis = 0;
-  uint32_t active_requests = 0;
-
-  bool operator==(const WorkerStatus&) const = default;
-};
-
 struct StatusReply {
-  std::vector<WorkerStatus> workers;
+  std::vector<WorkerRecord> workers;
   uint32_t queued_requests = 0;
   uint32_t active_requests = 0;
   uint32_t queue_capacity = 0;
@@ -231,34 +176,20 @@ struct StatusReply {
   bool operator==(const StatusReply&) const = default;
 };
 
-struct CalibrationPoint {
-  uint64_t prefix_tokens = 0;
-  uint64_t slice_tokens = 0;
+// From a worker or a client to the coordinator. Hello opens every connection; the rest are
+// taken from the role it gave: SubmitRequest, Cancel and StatusQuery from clients, SliceReady,
+// SliceDone, Token and RequestError from workers, Heartbeat from either.
+using ToCoordinator = std::variant<Hello, Heartbeat, SubmitRequest, Cancel, StatusQuery, SliceReady,
+                                   SliceDone, Token, RequestError>;
+// From the coordinator to a worker, after the HelloAck.
+using ToWorker = std::variant<AssignSlice, StartSlice, Cancel>;
+// From the coordinator to a client, after the HelloAck.
+using ToClient = std::variant<Token, RequestResult, RequestError, StatusReply>;
 
-  bool operator==(const CalibrationPoint&) const = default;
-};
-
-struct CalibrateRequest {
-  uint64_t probe_id = 0;
-  std::vector<CalibrationPoint> points;
-
-  bool operator==(const CalibrateRequest&) const = default;
-};
-
-struct CalibrateReply {
-  uint64_t probe_id = 0;
-  std::vector<uint64_t> nanos;
-
-  bool operator==(const CalibrateReply&) const = default;
-};
-
-// One alternative per kind of the schema's Envelope union, in the same order.
-using ControlMessage =
-    std::variant<Hello, HelloAck, Heartbeat, SubmitRequest, Cancel, AssignSlice, SliceDone, Token,
-                 RequestResult, RequestError, StatusQuery, StatusReply, CalibrateRequest,
-                 CalibrateReply, SliceReady, StartSlice>;
-
-// "Hello", "AssignSlice", ... for logs.
-const char* message_kind_name(const ControlMessage& message);
+// "Hello", "AssignSlice", ... for logs and errors.
+const char* message_kind_name(const ToCoordinator& message);
+const char* message_kind_name(const ToWorker& message);
+const char* message_kind_name(const ToClient& message);
+const char* message_kind_name(const HelloAck& message);
 
 }  // namespace runahead::net

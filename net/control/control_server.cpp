@@ -17,7 +17,7 @@ namespace runahead::net {
 
 class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::Impl> {
  public:
-  Impl(asio::io_context& io, ControlEventSink sink, ControlLimits limits)
+  Impl(asio::io_context& io, ControlEventSink<ToCoordinator> sink, ControlLimits limits)
       : io_(io), acceptor_(asio::make_strand(io)), sink_(std::move(sink)), limits_(limits) {}
 
   Status bind(const HostPort& address) {
@@ -63,6 +63,9 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
     std::lock_guard lock(mutex_);
     return connections_.size();
   }
+
+  template <typename Message>
+  Status send(ConnectionId connection, const Message& message);
 
   void shutdown() {
     std::unordered_map<ConnectionId, std::shared_ptr<ControlConnection>> connections;
@@ -124,9 +127,12 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
                                                     limits_.handshake_timeout.count())));
     std::weak_ptr<Impl> weak = weak_from_this();
     connection->start(
-        [weak, address](ControlConnection& from, ControlMessage message) -> Status {
+        [weak, address](ControlConnection& from, std::span<const uint64_t> body) -> Status {
           auto self = weak.lock();
           if (!self) return make_error(ErrorCode::kCancelled, "control server is gone");
+          RUNAHEAD_ASSIGN_OR_RETURN(ToCoordinator message,
+                                    decode_message<ToCoordinator>(body, from.limits()));
+          logger("control")->trace("control: {} from {}", message_kind_name(message), from.peer());
           return self->on_message(from, address, std::move(message));
         },
         [weak](ControlConnection& closed, const Status& reason) {
@@ -135,7 +141,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
   }
 
   Status on_message(ControlConnection& connection, const std::string& address,
-                    ControlMessage message) {
+                    ToCoordinator message) {
     if (!connection.handshake_done()) {
       const Hello* hello = std::get_if<Hello>(&message);
       if (hello == nullptr) {
@@ -162,7 +168,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
       return make_error(ErrorCode::kProtocol,
                         fmt::format("{} sent a second Hello", connection.peer()));
     }
-    return sink_(ControlReceived{connection.id(), std::move(message)});
+    return sink_(ControlReceived<ToCoordinator>{connection.id(), std::move(message)});
   }
 
   void on_closed(ControlConnection& connection, const Status& reason) {
@@ -183,7 +189,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
   asio::io_context& io_;
   asio::ip::tcp::acceptor acceptor_;
   asio::ip::tcp::endpoint local_;
-  const ControlEventSink sink_;
+  const ControlEventSink<ToCoordinator> sink_;
   const ControlLimits limits_;
   mutable std::mutex mutex_;
   bool shut_down_ = false;
@@ -192,7 +198,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
 
 Result<std::unique_ptr<ControlServer>> ControlServer::listen(asio::io_context& io,
                                                              const std::string& address,
-                                                             ControlEventSink sink,
+                                                             ControlEventSink<ToCoordinator> sink,
                                                              ControlLimits limits) {
   RUNAHEAD_RETURN_IF_ERROR(limits.validate());
   RUNAHEAD_ASSIGN_OR_RETURN(HostPort parsed, parse_host_port(address));
@@ -216,13 +222,24 @@ uint16_t ControlServer::port() const {
   return impl_->port();
 }
 
-Status ControlServer::send(ConnectionId connection, const ControlMessage& message) {
-  auto found = impl_->find(connection);
+template <typename Message>
+Status ControlServer::Impl::send(ConnectionId connection, const Message& message) {
+  auto found = find(connection);
   if (!found) {
     return make_error(ErrorCode::kNotFound,
                       fmt::format("control connection {} is gone", connection));
   }
   return found->send(message);
+}
+
+Status ControlServer::send(ConnectionId connection, const HelloAck& message) {
+  return impl_->send(connection, message);
+}
+Status ControlServer::send(ConnectionId connection, const ToWorker& message) {
+  return impl_->send(connection, message);
+}
+Status ControlServer::send(ConnectionId connection, const ToClient& message) {
+  return impl_->send(connection, message);
 }
 
 void ControlServer::close(ConnectionId connection, Status reason, bool flush) {

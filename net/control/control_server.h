@@ -1,7 +1,9 @@
-// Accepts control connections and hands their messages to an owner (normally an actor, through
-// deliver_to()). Each connection must begin with Hello: a different protocol version is
-// answered with a refusing HelloAck and closed by the server itself; otherwise the Hello is
-// delivered and the owner answers with HelloAck (accepting or refusing the peer).
+// The coordinator's end of the control plane: accepts connections and hands their messages (to
+// the coordinator: anything else is refused at decode and closes the connection) to an owner,
+// normally an actor, through deliver_to(). Each connection must begin with Hello: a different
+// protocol version is answered with a refusing HelloAck and closed by the server itself;
+// otherwise the Hello is delivered and the owner answers with HelloAck (accepting or refusing
+// the peer), then sends ToWorker or ToClient messages as the peer's role asks.
 #pragma once
 
 #include <memory>
@@ -21,7 +23,7 @@ class ControlServer {
   // Binds `address` ("host:port"; port 0 picks a free port) and starts accepting on `io`.
   static Result<std::unique_ptr<ControlServer>> listen(asio::io_context& io,
                                                        const std::string& address,
-                                                       ControlEventSink sink,
+                                                       ControlEventSink<ToCoordinator> sink,
                                                        ControlLimits limits = {});
   ~ControlServer();  // shutdown()
   ControlServer(const ControlServer&) = delete;
@@ -32,7 +34,9 @@ class ControlServer {
   uint16_t port() const;
 
   // Thread-safe. kNotFound for a connection that is gone, else as ControlConnection::send.
-  Status send(ConnectionId connection, const ControlMessage& message);
+  Status send(ConnectionId connection, const HelloAck& message);
+  Status send(ConnectionId connection, const ToWorker& message);
+  Status send(ConnectionId connection, const ToClient& message);
   // Closes a connection, after writing what is queued to it when `flush` (to deliver a refusal).
   void close(ConnectionId connection, Status reason, bool flush = false);
   // The peer's description ("worker w1 (127.0.0.1:40123)"), or "" if gone.

@@ -36,10 +36,10 @@ class ScriptedWorker {
     hello.name = "scripted";
     hello.worker.model_hash = hash;
     hello.worker.backend = "cpu";
-    auto client = net::ControlClient::connect(
+    auto client = net::WorkerControlClient::connect(
         system_.io(), address, hello,
-        [this](net::ControlEvent event) {
-          if (auto* received = std::get_if<net::ControlReceived>(&event)) {
+        [this](net::ControlEvent<net::ToWorker> event) {
+          if (auto* received = std::get_if<net::ControlReceived<net::ToWorker>>(&event)) {
             std::lock_guard lock(mutex_);
             inbox_.push_back(std::move(received->message));
             changed_.notify_all();
@@ -69,14 +69,14 @@ class ScriptedWorker {
   }
 
   uint64_t id() const { return client_->ack().peer_id; }
-  Status send(const net::ControlMessage& message) { return client_->send(message); }
+  Status send(const net::ToCoordinator& message) { return client_->send(message); }
 
  private:
   runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
-  std::unique_ptr<net::ControlClient> client_;
+  std::unique_ptr<net::WorkerControlClient> client_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<net::ControlMessage> inbox_;
+  std::deque<net::ToWorker> inbox_;
 };
 
 TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {

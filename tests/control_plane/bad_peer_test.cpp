@@ -1,6 +1,6 @@
 // Hostile peers: garbage, a truncated frame, an oversized length prefix, an unknown kind, a
-// message before Hello. Each is logged naming the peer and its connection closed; the server
-// and its other connections carry on.
+// message of another direction, a message before Hello. Each is logged naming the peer and its
+// connection closed; the server and its other connections carry on.
 #include <gtest/gtest.h>
 
 #include <capnp/any.h>
@@ -20,7 +20,6 @@ namespace runahead::net {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::EventLog;
 using testing::RawPeer;
 using testing::received;
 using testing::TestServer;
@@ -40,8 +39,8 @@ class BadPeer : public ::testing::Test {
     // A well-behaved client, connected before the attacks and checked after each.
     good_ = std::make_unique<RawPeer>(server_.port());
     good_->write_message(testing::client_hello("good"));
-    auto ack = good_->read_message();
-    ASSERT_TRUE(ack && std::holds_alternative<HelloAck>(*ack));
+    auto ack = good_->read_ack();
+    ASSERT_TRUE(ack);
   }
 
   // The server still answers the good client, and still accepts new connections.
@@ -56,8 +55,8 @@ class BadPeer : public ::testing::Test {
 
     RawPeer fresh(server_.port());
     fresh.write_message(testing::client_hello("fresh"));
-    auto ack = fresh.read_message();
-    ASSERT_TRUE(ack && std::holds_alternative<HelloAck>(*ack)) << "new connections refused";
+    auto ack = fresh.read_ack();
+    ASSERT_TRUE(ack) << "new connections refused";
   }
 
   TestServer server_;
@@ -89,7 +88,7 @@ TEST_F(BadPeer, OversizedLengthPrefixIsRejectedBeforeTheBodyArrives) {
 
 TEST_F(BadPeer, TruncatedFrameIsRejected) {
   RawPeer attacker(server_.port());
-  auto frame = encode_frame(testing::client_hello("cut"), ControlLimits{});
+  auto frame = encode_frame(ToCoordinator(testing::client_hello("cut")), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
   std::vector<uint8_t> half(frame->begin(),
                             frame->begin() + static_cast<ptrdiff_t>(frame->size() / 2));
@@ -117,13 +116,14 @@ TEST_F(BadPeer, MalformedMessageInAWellFormedFrameIsRejected) {
 TEST_F(BadPeer, UnknownKindClosesAGreetedConnectionAndTheOwnerIsTold) {
   RawPeer attacker(server_.port());
   attacker.write_message(testing::client_hello("future"));
-  auto ack = attacker.read_message();
-  ASSERT_TRUE(ack && std::holds_alternative<HelloAck>(*ack));
-  const ConnectionId connection = std::get<HelloAck>(*ack).peer_id;
+  auto ack = attacker.read_ack();
+  ASSERT_TRUE(ack);
+  const ConnectionId connection = ack->peer_id;
 
   capnp::MallocMessageBuilder builder;
-  builder.initRoot<schema::Envelope>().initHeartbeat();
-  auto data = builder.getRoot<capnp::AnyStruct>().getDataSection();
+  auto inner = builder.initRoot<schema::Envelope>().initToCoordinator();
+  inner.initHeartbeat();
+  auto data = capnp::toAny(inner).getDataSection();
   data[0] = 200;  // a kind this build does not know
   data[1] = 0;
   kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
@@ -138,6 +138,34 @@ TEST_F(BadPeer, UnknownKindClosesAGreetedConnectionAndTheOwnerIsTold) {
   ASSERT_TRUE(gone) << "the owner must learn that the peer is gone";
   EXPECT_NE(std::get<ControlClosed>(*gone).reason.message().find("unknown message kind"),
             std::string::npos);
+  expect_server_healthy();
+}
+
+TEST_F(BadPeer, MessageOfAnotherDirectionClosesTheConnectionNamingIt) {
+  RawPeer attacker(server_.port());
+  attacker.write_message(testing::client_hello("confused"));
+  auto ack = attacker.read_ack();
+  ASSERT_TRUE(ack);
+  const ConnectionId connection = ack->peer_id;
+  // What only the coordinator sends, sent to it.
+  AssignSlice assign;
+  assign.request_id = 5;
+  auto frame = encode_frame(ToWorker(assign), ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  EXPECT_TRUE(attacker.write(*frame));
+
+  EXPECT_TRUE(attacker.closed_by_peer());
+  EXPECT_TRUE(testing::any_warning_contains("received AssignSlice, a message to a worker"));
+  EXPECT_TRUE(testing::any_warning_contains("client confused"));
+  auto gone = server_.events().wait_for(testing::closed(connection));
+  ASSERT_TRUE(gone);
+  EXPECT_NE(std::get<ControlClosed>(*gone).reason.message().find("AssignSlice"), std::string::npos);
+  for (const auto& event : server_.events().snapshot()) {
+    auto* got = std::get_if<ControlReceived<ToCoordinator>>(&event);
+    if (got != nullptr && got->connection == connection) {
+      EXPECT_TRUE(std::holds_alternative<Hello>(got->message)) << "it reached the owner";
+    }
+  }
   expect_server_healthy();
 }
 
@@ -169,35 +197,35 @@ TEST(FloodingPeer, FullOwnerMailboxClosesTheConnectionInsteadOfQueueingMore) {
   TestServer server(options);
   RawPeer flooder(server.port());
   flooder.write_message(testing::client_hello("flooder"));
-  auto ack = flooder.read_message();
-  ASSERT_TRUE(ack && std::holds_alternative<HelloAck>(*ack));
+  auto ack = flooder.read_ack();
+  ASSERT_TRUE(ack);
 
   std::promise<void> release;
   ASSERT_TRUE(server.block(release.get_future().share()).is_ok());
   for (uint64_t i = 0; i < 32; ++i) {
-    if (!flooder.write(*encode_frame(Heartbeat{i, 0, 0}, ControlLimits{}))) break;
+    if (!flooder.write(*encode_frame(ToCoordinator(Heartbeat{i, 0, 0}), ControlLimits{}))) break;
   }
   EXPECT_TRUE(flooder.closed_by_peer());
   EXPECT_TRUE(testing::any_warning_contains("mailbox of actor server-owner is full"));
   release.set_value();
 
   // The owner got what fitted, and serves new peers.
-  auto fourth = server.events().wait_for([](const ControlEvent& event) {
-    auto* got = std::get_if<ControlReceived>(&event);
+  auto fourth = server.events().wait_for([](const ControlEvent<ToCoordinator>& event) {
+    auto* got = std::get_if<ControlReceived<ToCoordinator>>(&event);
     auto* beat = got ? std::get_if<Heartbeat>(&got->message) : nullptr;
     return beat != nullptr && beat->sequence == 3;
   });
   EXPECT_TRUE(fourth);
   size_t heartbeats = 0;
   for (const auto& event : server.events().snapshot()) {
-    auto* got = std::get_if<ControlReceived>(&event);
+    auto* got = std::get_if<ControlReceived<ToCoordinator>>(&event);
     if (got && std::holds_alternative<Heartbeat>(got->message)) ++heartbeats;
   }
   EXPECT_LE(heartbeats, 4u);
   RawPeer fresh(server.port());
   fresh.write_message(testing::client_hello("fresh"));
-  auto fresh_ack = fresh.read_message();
-  EXPECT_TRUE(fresh_ack && std::holds_alternative<HelloAck>(*fresh_ack));
+  auto fresh_ack = fresh.read_ack();
+  EXPECT_TRUE(fresh_ack);
 }
 
 }  // namespace

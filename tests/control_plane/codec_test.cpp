@@ -1,5 +1,6 @@
-// Control messages through the codec: every kind round-trips; malformed, truncated,
-// over-limit and unknown-kind input is refused with kProtocol, never a crash.
+// Control messages through the codec: every kind of every direction round-trips; a message of
+// another direction is refused naming it; malformed, truncated, over-limit and unknown-kind
+// input is refused with kProtocol, never a crash.
 #include <gtest/gtest.h>
 
 #include <capnp/any.h>
@@ -31,15 +32,17 @@ std::vector<uint64_t> words_of(capnp::MessageBuilder& builder) {
   return words;
 }
 
-TEST(ControlCodec, EveryKindRoundTrips) {
+// Every sample of one direction encodes, decodes as that direction and compares equal; every
+// alternative of the direction's variant has a sample.
+template <typename Direction>
+void expect_round_trips(const std::vector<Direction>& samples) {
   ControlLimits limits;
-  const auto samples = testing::sample_messages();
-  std::vector<bool> covered(std::variant_size_v<ControlMessage>, false);
-  for (const ControlMessage& message : samples) covered[message.index()] = true;
+  std::vector<bool> covered(std::variant_size_v<Direction>, false);
+  for (const Direction& message : samples) covered[message.index()] = true;
   for (size_t kind = 0; kind < covered.size(); ++kind) {
     EXPECT_TRUE(covered[kind]) << "no sample of message kind " << kind;
   }
-  for (const ControlMessage& message : samples) {
+  for (const Direction& message : samples) {
     SCOPED_TRACE(message_kind_name(message));
     auto frame = encode_frame(message, limits);
     ASSERT_TRUE(frame.is_ok()) << frame.error().to_string();
@@ -48,11 +51,82 @@ TEST(ControlCodec, EveryKindRoundTrips) {
         limits.max_frame_bytes);
     ASSERT_TRUE(length.is_ok());
     EXPECT_EQ(*length + kFrameHeaderBytes, frame->size());
-    auto decoded = decode_message(body_of(*frame), limits);
+    auto decoded = decode_message<Direction>(body_of(*frame), limits);
     ASSERT_TRUE(decoded.is_ok()) << decoded.error().to_string();
     EXPECT_EQ(decoded->index(), message.index());
     EXPECT_TRUE(*decoded == message);
   }
+}
+
+TEST(ControlCodec, EveryKindOfEveryDirectionRoundTrips) {
+  expect_round_trips(testing::sample_to_coordinator());
+  expect_round_trips(testing::sample_to_worker());
+  expect_round_trips(testing::sample_to_client());
+  auto frame = encode_frame(testing::sample_hello_ack(), ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  auto decoded = decode_message<HelloAck>(body_of(*frame), ControlLimits{});
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error().to_string();
+  EXPECT_EQ(*decoded, testing::sample_hello_ack());
+}
+
+// Decoding `frame` as each direction but its own fails naming the message and its direction.
+template <typename Own>
+void expect_refused_elsewhere(const std::vector<uint8_t>& frame, const std::string& name,
+                              const std::string& direction) {
+  SCOPED_TRACE(name);
+  const std::vector<uint64_t> body = body_of(frame);
+  std::vector<Error> errors;
+  if (!std::is_same_v<Own, ToCoordinator>) {
+    auto decoded = decode_message<ToCoordinator>(body, ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok()) << "decoded as a message to the coordinator";
+    errors.push_back(decoded.error());
+  }
+  if (!std::is_same_v<Own, ToWorker>) {
+    auto decoded = decode_message<ToWorker>(body, ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok()) << "decoded as a message to a worker";
+    errors.push_back(decoded.error());
+  }
+  if (!std::is_same_v<Own, ToClient>) {
+    auto decoded = decode_message<ToClient>(body, ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok()) << "decoded as a message to a client";
+    errors.push_back(decoded.error());
+  }
+  if (!std::is_same_v<Own, HelloAck>) {
+    auto decoded = decode_message<HelloAck>(body, ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok()) << "decoded as a HelloAck";
+    errors.push_back(decoded.error());
+  }
+  ASSERT_EQ(errors.size(), 3u);
+  for (const Error& error : errors) {
+    EXPECT_EQ(error.code, ErrorCode::kProtocol);
+    EXPECT_NE(error.message.find("received " + name + ", " + direction), std::string::npos)
+        << error.message;
+  }
+}
+
+TEST(ControlCodec, MessageOfAnotherDirectionIsRefusedNamingIt) {
+  for (const ToCoordinator& message : testing::sample_to_coordinator()) {
+    expect_refused_elsewhere<ToCoordinator>(*encode_frame(message, ControlLimits{}),
+                                            message_kind_name(message),
+                                            "a message to the coordinator");
+  }
+  for (const ToWorker& message : testing::sample_to_worker()) {
+    expect_refused_elsewhere<ToWorker>(*encode_frame(message, ControlLimits{}),
+                                       message_kind_name(message), "a message to a worker");
+  }
+  for (const ToClient& message : testing::sample_to_client()) {
+    expect_refused_elsewhere<ToClient>(*encode_frame(message, ControlLimits{}),
+                                       message_kind_name(message), "a message to a client");
+  }
+  expect_refused_elsewhere<HelloAck>(*encode_frame(testing::sample_hello_ack(), ControlLimits{}),
+                                     "HelloAck", "the coordinator's answer to Hello");
+  // The error also says what was expected.
+  auto decoded = decode_message<ToWorker>(
+      body_of(*encode_frame(ToCoordinator(SubmitRequest{}), ControlLimits{})), ControlLimits{});
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_NE(decoded.error().message.find("where a message to a worker was expected"),
+            std::string::npos)
+      << decoded.error().message;
 }
 
 TEST(ControlCodec, EncodingAboveTheFrameLimitFails) {
@@ -61,7 +135,7 @@ TEST(ControlCodec, EncodingAboveTheFrameLimitFails) {
   SubmitRequest big;
   big.request_id = 5;
   big.prompt_tokens.assign(1000, 7);
-  auto frame = encode_frame(big, limits);
+  auto frame = encode_frame(ToCoordinator(big), limits);
   ASSERT_FALSE(frame.is_ok());
   EXPECT_EQ(frame.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(frame.error().message.find("SubmitRequest"), std::string::npos);
@@ -69,36 +143,56 @@ TEST(ControlCodec, EncodingAboveTheFrameLimitFails) {
 
 TEST(ControlCodec, UnknownKindIsRefused) {
   capnp::MallocMessageBuilder builder;
-  builder.initRoot<schema::Envelope>().initHeartbeat().setSequence(1);
-  // The union discriminant is the first 16 bits of the Envelope's data section.
+  auto inner = builder.initRoot<schema::Envelope>().initToCoordinator();
+  inner.initHeartbeat().setSequence(1);
+  // The union discriminant is the first 16 bits of the struct's data section.
+  auto data = capnp::toAny(inner).getDataSection();
+  ASSERT_GE(data.size(), 2u);
+  data[0] = 0xe7;  // 999
+  data[1] = 0x03;
+  auto decoded = decode_message<ToCoordinator>(words_of(builder), ControlLimits{});
+  ASSERT_FALSE(decoded.is_ok());
+  EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
+  EXPECT_NE(decoded.error().message.find("unknown message kind 999 to the coordinator"),
+            std::string::npos)
+      << decoded.error().message;
+}
+
+TEST(ControlCodec, UnknownDirectionIsRefused) {
+  capnp::MallocMessageBuilder builder;
+  builder.initRoot<schema::Envelope>().initToWorker().initCancel().setRequestId(1);
   auto data = builder.getRoot<capnp::AnyStruct>().getDataSection();
   ASSERT_GE(data.size(), 2u);
   data[0] = 0xe7;  // 999
   data[1] = 0x03;
-  auto decoded = decode_message(words_of(builder), ControlLimits{});
-  ASSERT_FALSE(decoded.is_ok());
-  EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
-  EXPECT_NE(decoded.error().message.find("unknown message kind 999"), std::string::npos)
-      << decoded.error().message;
+  for (auto decoded : {decode_message<ToWorker>(words_of(builder), ControlLimits{}).status(),
+                       decode_message<ToCoordinator>(words_of(builder), ControlLimits{}).status(),
+                       decode_message<ToClient>(words_of(builder), ControlLimits{}).status(),
+                       decode_message<HelloAck>(words_of(builder), ControlLimits{}).status()}) {
+    ASSERT_FALSE(decoded.is_ok());
+    EXPECT_EQ(decoded.code(), ErrorCode::kProtocol);
+    EXPECT_NE(decoded.message().find("unknown message direction 999"), std::string::npos)
+        << decoded.message();
+  }
 }
 
 TEST(ControlCodec, TruncatedMessageIsRefused) {
-  auto frame = encode_frame(testing::sample_messages()[3], ControlLimits{});
+  auto frame = encode_frame(testing::sample_to_coordinator()[2], ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
   std::vector<uint64_t> body = body_of(*frame);
   for (size_t keep = 0; keep < body.size(); ++keep) {
     std::vector<uint64_t> cut(body.begin(), body.begin() + static_cast<ptrdiff_t>(keep));
-    auto decoded = decode_message(cut, ControlLimits{});
+    auto decoded = decode_message<ToCoordinator>(cut, ControlLimits{});
     EXPECT_FALSE(decoded.is_ok()) << "kept " << keep << " of " << body.size() << " words";
   }
 }
 
 TEST(ControlCodec, TrailingWordsAreRefused) {
-  auto frame = encode_frame(Heartbeat{1, 0, 0}, ControlLimits{});
+  auto frame = encode_frame(ToCoordinator(Heartbeat{1, 0, 0}), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
   std::vector<uint64_t> body = body_of(*frame);
   body.push_back(0);
-  auto decoded = decode_message(body, ControlLimits{});
+  auto decoded = decode_message<ToCoordinator>(body, ControlLimits{});
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_NE(decoded.error().message.find("after its message"), std::string::npos);
 }
@@ -106,11 +200,11 @@ TEST(ControlCodec, TrailingWordsAreRefused) {
 TEST(ControlCodec, ListLimitsApply) {
   SubmitRequest request;
   request.prompt_tokens.assign(100, 1);
-  auto frame = encode_frame(request, ControlLimits{});
+  auto frame = encode_frame(ToCoordinator(request), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
   ControlLimits tight;
   tight.max_list_elements = 99;
-  auto decoded = decode_message(body_of(*frame), tight);
+  auto decoded = decode_message<ToCoordinator>(body_of(*frame), tight);
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_NE(decoded.error().message.find("prompt has 100 elements"), std::string::npos)
       << decoded.error().message;
@@ -123,41 +217,49 @@ TEST(ControlCodec, TopLogprobsAreBounded) {
   SubmitRequest request;
   request.prompt_tokens = {1};
   request.top_logprobs = 5;
-  auto frame = encode_frame(request, ControlLimits{});
+  auto frame = encode_frame(ToCoordinator(request), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
-  auto decoded = decode_message(body_of(*frame), tight);
+  auto decoded = decode_message<ToCoordinator>(body_of(*frame), tight);
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
   EXPECT_NE(decoded.error().message.find("K=5 is above the limit of 4"), std::string::npos)
       << decoded.error().message;
   request.top_logprobs = 4;
-  frame = encode_frame(request, ControlLimits{});
+  frame = encode_frame(ToCoordinator(request), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
-  EXPECT_TRUE(decode_message(body_of(*frame), tight).is_ok());
+  EXPECT_TRUE(decode_message<ToCoordinator>(body_of(*frame), tight).is_ok());
 
   AssignSlice assign;
   assign.top_logprobs = 9;
-  frame = encode_frame(assign, ControlLimits{});
+  frame = encode_frame(ToWorker(assign), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
-  decoded = decode_message(body_of(*frame), tight);
-  ASSERT_FALSE(decoded.is_ok());
-  EXPECT_NE(decoded.error().message.find("K=9"), std::string::npos) << decoded.error().message;
+  auto assigned = decode_message<ToWorker>(body_of(*frame), tight);
+  ASSERT_FALSE(assigned.is_ok());
+  EXPECT_NE(assigned.error().message.find("K=9"), std::string::npos) << assigned.error().message;
 
+  // A token is checked in both directions it travels: from the last worker, to the client.
   Token token;
   token.top_tokens = {1, 2, 3, 4, 5};
   token.top_logprobs = {-1, -2, -3, -4, -5};
-  frame = encode_frame(token, ControlLimits{});
+  frame = encode_frame(ToCoordinator(token), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
-  decoded = decode_message(body_of(*frame), tight);
+  decoded = decode_message<ToCoordinator>(body_of(*frame), tight);
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_NE(decoded.error().message.find("top log-probability ids has 5 elements"),
             std::string::npos)
       << decoded.error().message;
+  frame = encode_frame(ToClient(token), ControlLimits{});
+  ASSERT_TRUE(frame.is_ok());
+  auto streamed = decode_message<ToClient>(body_of(*frame), tight);
+  ASSERT_FALSE(streamed.is_ok());
+  EXPECT_NE(streamed.error().message.find("top log-probability ids has 5 elements"),
+            std::string::npos)
+      << streamed.error().message;
 
   token.top_logprobs.pop_back();
-  frame = encode_frame(token, ControlLimits{});
+  frame = encode_frame(ToCoordinator(token), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
-  decoded = decode_message(body_of(*frame), ControlLimits{});
+  decoded = decode_message<ToCoordinator>(body_of(*frame), ControlLimits{});
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_NE(decoded.error().message.find("4 top log-probabilities for 5 ids"), std::string::npos)
       << decoded.error().message;
@@ -166,29 +268,74 @@ TEST(ControlCodec, TopLogprobsAreBounded) {
 TEST(ControlCodec, TraversalAndNestingLimitsApply) {
   SubmitRequest request;
   request.prompt_tokens.assign(4096, 1);
-  auto frame = encode_frame(request, ControlLimits{});
+  auto frame = encode_frame(ToCoordinator(request), ControlLimits{});
   ASSERT_TRUE(frame.is_ok());
   ControlLimits traversal;
   traversal.traversal_limit_words = 64;
-  auto decoded = decode_message(body_of(*frame), traversal);
+  auto decoded = decode_message<ToCoordinator>(body_of(*frame), traversal);
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
 
   ControlLimits nesting;
-  nesting.nesting_limit = 1;  // Envelope -> SubmitRequest -> list is deeper
-  decoded = decode_message(body_of(*frame), nesting);
+  nesting.nesting_limit = 1;  // Envelope -> ToCoordinator -> SubmitRequest -> list is deeper
+  decoded = decode_message<ToCoordinator>(body_of(*frame), nesting);
   ASSERT_FALSE(decoded.is_ok());
   EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
 }
 
 TEST(ControlCodec, OutOfRangeEnumIsRefused) {
-  capnp::MallocMessageBuilder builder;
-  auto error = builder.initRoot<schema::Envelope>().initRequestError();
-  error.setRequestId(3);
-  error.setCode(static_cast<schema::ErrorCode>(500));
-  auto decoded = decode_message(words_of(builder), ControlLimits{});
-  ASSERT_FALSE(decoded.is_ok());
-  EXPECT_NE(decoded.error().message.find("unknown error code 500"), std::string::npos);
+  {
+    capnp::MallocMessageBuilder builder;
+    auto error = builder.initRoot<schema::Envelope>().initToClient().initRequestError();
+    error.setRequestId(3);
+    error.setCode(static_cast<schema::ErrorCode>(500));
+    auto decoded = decode_message<ToClient>(words_of(builder), ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok());
+    EXPECT_NE(decoded.error().message.find("unknown error code 500"), std::string::npos);
+  }
+  {
+    capnp::MallocMessageBuilder builder;
+    auto submit = builder.initRoot<schema::Envelope>().initToCoordinator().initSubmitRequest();
+    submit.initPartition().setScheme(static_cast<schema::PartitionScheme>(77));
+    auto decoded = decode_message<ToCoordinator>(words_of(builder), ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok());
+    EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
+    EXPECT_NE(decoded.error().message.find("unknown partition scheme 77"), std::string::npos)
+        << decoded.error().message;
+  }
+}
+
+// Numbers the wire carries unsigned that no domain value can hold are refused, not wrapped.
+TEST(ControlCodec, OutOfRangeNumbersAreRefused) {
+  {
+    capnp::MallocMessageBuilder builder;
+    auto assign = builder.initRoot<schema::Envelope>().initToWorker().initAssignSlice();
+    assign.initSampling().setTopK(0x80000000u);
+    auto decoded = decode_message<ToWorker>(words_of(builder), ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok());
+    EXPECT_NE(decoded.error().message.find("top-k 2147483648 is out of range"), std::string::npos)
+        << decoded.error().message;
+  }
+  {
+    capnp::MallocMessageBuilder builder;
+    auto done = builder.initRoot<schema::Envelope>().initToCoordinator().initSliceDone();
+    done.initTimeline(1)[0].setComputeNanos(~uint64_t{0});
+    auto decoded = decode_message<ToCoordinator>(words_of(builder), ControlLimits{});
+    ASSERT_FALSE(decoded.is_ok());
+    EXPECT_NE(decoded.error().message.find("compute time"), std::string::npos)
+        << decoded.error().message;
+  }
+}
+
+TEST(ControlCodec, PartitionSchemeNamesRoundTrip) {
+  for (PartitionScheme scheme : {PartitionScheme::kBalanced, PartitionScheme::kEven,
+                                 PartitionScheme::kExplicit, PartitionScheme::kSearched}) {
+    auto parsed = parse_partition_scheme(partition_scheme_name(scheme));
+    ASSERT_TRUE(parsed) << partition_scheme_name(scheme);
+    EXPECT_EQ(*parsed, scheme);
+  }
+  EXPECT_FALSE(parse_partition_scheme(""));
+  EXPECT_FALSE(parse_partition_scheme("Balanced"));
 }
 
 TEST(ControlCodec, RandomBytesNeverCrash) {
@@ -199,13 +346,17 @@ TEST(ControlCodec, RandomBytesNeverCrash) {
     for (auto& word : body) word = rng();
     // Half the rounds keep a plausible one-segment table so the parser goes deeper.
     if (round % 2 == 0) body[0] = static_cast<uint64_t>(body.size() - 1) << 32;
-    auto decoded = decode_message(body, ControlLimits{});
-    if (!decoded.is_ok()) {
-      ++refused;
-      EXPECT_EQ(decoded.error().code, ErrorCode::kProtocol);
+    for (const Status& decoded : {decode_message<ToCoordinator>(body, ControlLimits{}).status(),
+                                  decode_message<ToWorker>(body, ControlLimits{}).status(),
+                                  decode_message<ToClient>(body, ControlLimits{}).status(),
+                                  decode_message<HelloAck>(body, ControlLimits{}).status()}) {
+      if (!decoded.is_ok()) {
+        ++refused;
+        EXPECT_EQ(decoded.code(), ErrorCode::kProtocol);
+      }
     }
   }
-  EXPECT_GT(refused, 1000);
+  EXPECT_GT(refused, 4 * 1000);
 }
 
 }  // namespace

@@ -15,60 +15,13 @@
 
 namespace runahead::net::testing {
 
-void EventLog::push(ControlEvent event) {
-  {
-    std::lock_guard lock(mutex_);
-    events_.push_back(std::move(event));
-  }
-  changed_.notify_all();
-}
-
-ControlEventSink EventLog::sink() {
-  return [this](ControlEvent event) {
-    push(std::move(event));
-    return Status::ok();
-  };
-}
-
-std::optional<ControlEvent> EventLog::wait_for(
-    const std::function<bool(const ControlEvent&)>& match, std::chrono::milliseconds timeout) {
-  std::unique_lock lock(mutex_);
-  std::optional<ControlEvent> found;
-  changed_.wait_for(lock, timeout, [&] {
-    for (const auto& event : events_) {
-      if (match(event)) {
-        found = event;
-        return true;
-      }
-    }
-    return false;
-  });
-  return found;
-}
-
-size_t EventLog::size() const {
-  std::lock_guard lock(mutex_);
-  return events_.size();
-}
-
-std::vector<ControlEvent> EventLog::snapshot() const {
-  std::lock_guard lock(mutex_);
-  return events_;
-}
-
-std::function<bool(const ControlEvent&)> closed(ConnectionId connection) {
-  return [connection](const ControlEvent& event) {
-    auto* got = std::get_if<ControlClosed>(&event);
-    return got != nullptr && got->connection == connection;
-  };
-}
-
-ServerOwner::ServerOwner(ServerOwnerOptions options, EventLog* log, std::promise<uint16_t>* port)
+ServerOwner::ServerOwner(ServerOwnerOptions options, ServerEvents* log,
+                         std::promise<uint16_t>* port)
     : options_(options), log_(log), port_(port) {}
 
 Status ServerOwner::on_start() {
-  auto server =
-      ControlServer::listen(system().io(), "127.0.0.1:0", deliver_to(self()), options_.limits);
+  auto server = ControlServer::listen(system().io(), "127.0.0.1:0",
+                                      deliver_to<ToCoordinator>(self()), options_.limits);
   if (!server.is_ok()) return server.status();
   server_ = std::move(server).value();
   port_->set_value(server_->port());
@@ -79,7 +32,7 @@ void ServerOwner::on_message(ServerOwnerMessage message) {
   using runtime::Overloaded;
   std::visit(
       Overloaded{
-          [&](ControlReceived& received) {
+          [&](ControlReceived<ToCoordinator>& received) {
             if (std::holds_alternative<Hello>(received.message)) {
               HelloAck ack;
               ack.accepted = options_.accept;
@@ -96,6 +49,11 @@ void ServerOwner::on_message(ServerOwnerMessage message) {
               token.token = static_cast<int32_t>(submit->prompt_tokens.size());
               token.is_last = true;
               EXPECT_TRUE(server_->send(received.connection, token).is_ok());
+            } else if (auto* ready = std::get_if<SliceReady>(&received.message)) {
+              StartSlice start;
+              start.request_id = ready->request_id;
+              start.successor_kv_target = ready->kv_target;
+              EXPECT_TRUE(server_->send(received.connection, start).is_ok());
             }
             log_->push(std::move(received));
           },
@@ -133,7 +91,7 @@ TestServer::~TestServer() {
   system_.stop(runtime::StopMode::kDrop);
 }
 
-Status TestServer::send(ConnectionId connection, ControlMessage message) {
+Status TestServer::send(ConnectionId connection, ToClient message) {
   auto sent = std::make_shared<std::promise<Status>>();
   auto future = sent->get_future();
   RUNAHEAD_RETURN_IF_ERROR(owner_.tell(SendTo{connection, std::move(message), sent}));
@@ -166,7 +124,7 @@ bool RawPeer::write(const std::vector<uint8_t>& bytes) {
   return !error;
 }
 
-void RawPeer::write_message(const ControlMessage& message) {
+void RawPeer::write_message(const ToCoordinator& message) {
   auto frame = encode_frame(message, ControlLimits{});
   ASSERT_TRUE(frame.is_ok()) << frame.error().to_string();
   ASSERT_TRUE(write(*frame)) << "the server closed the connection";
@@ -194,7 +152,7 @@ bool RawPeer::read_exact(uint8_t* out, size_t bytes,
   return true;
 }
 
-std::optional<ControlMessage> RawPeer::read_message(std::chrono::milliseconds timeout) {
+std::optional<std::vector<uint64_t>> RawPeer::read_body(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   FrameHeaderBytes header{};
   if (!read_exact(header.data(), header.size(), deadline)) return std::nullopt;
@@ -204,7 +162,21 @@ std::optional<ControlMessage> RawPeer::read_message(std::chrono::milliseconds ti
   if (!read_exact(reinterpret_cast<uint8_t*>(body.data()), *length, deadline)) {
     return std::nullopt;
   }
-  auto message = decode_message(body, ControlLimits{});
+  return body;
+}
+
+std::optional<HelloAck> RawPeer::read_ack(std::chrono::milliseconds timeout) {
+  auto body = read_body(timeout);
+  if (!body) return std::nullopt;
+  auto ack = decode_message<HelloAck>(*body, ControlLimits{});
+  if (!ack.is_ok()) return std::nullopt;
+  return std::move(ack).value();
+}
+
+std::optional<ToClient> RawPeer::read_message(std::chrono::milliseconds timeout) {
+  auto body = read_body(timeout);
+  if (!body) return std::nullopt;
+  auto message = decode_message<ToClient>(*body, ControlLimits{});
   if (!message.is_ok()) return std::nullopt;
   return std::move(message).value();
 }

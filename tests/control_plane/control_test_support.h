@@ -24,36 +24,78 @@ namespace runahead::net::testing {
 
 using namespace std::chrono_literals;
 
-// Events in arrival order, with waiting.
+// Events in arrival order, with waiting: those of the server's owner (messages to the
+// coordinator) or of a connecting end (messages to a worker or a client).
+template <typename Incoming>
 class EventLog {
  public:
-  void push(ControlEvent event);
-  ControlEventSink sink();
+  void push(ControlEvent<Incoming> event) {
+    {
+      std::lock_guard lock(mutex_);
+      events_.push_back(std::move(event));
+    }
+    changed_.notify_all();
+  }
+  ControlEventSink<Incoming> sink() {
+    return [this](ControlEvent<Incoming> event) {
+      push(std::move(event));
+      return Status::ok();
+    };
+  }
   // Waits until some event satisfies `match`; returns a copy of it.
-  std::optional<ControlEvent> wait_for(const std::function<bool(const ControlEvent&)>& match,
-                                       std::chrono::milliseconds timeout = 5s);
-  size_t size() const;
-  std::vector<ControlEvent> snapshot() const;
+  std::optional<ControlEvent<Incoming>> wait_for(
+      const std::function<bool(const ControlEvent<Incoming>&)>& match,
+      std::chrono::milliseconds timeout = 5s) {
+    std::unique_lock lock(mutex_);
+    std::optional<ControlEvent<Incoming>> found;
+    changed_.wait_for(lock, timeout, [&] {
+      for (const auto& event : events_) {
+        if (match(event)) {
+          found = event;
+          return true;
+        }
+      }
+      return false;
+    });
+    return found;
+  }
+  size_t size() const {
+    std::lock_guard lock(mutex_);
+    return events_.size();
+  }
+  std::vector<ControlEvent<Incoming>> snapshot() const {
+    std::lock_guard lock(mutex_);
+    return events_;
+  }
 
  private:
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  std::vector<ControlEvent> events_;
+  std::vector<ControlEvent<Incoming>> events_;
 };
 
-template <typename T>
-std::function<bool(const ControlEvent&)> received() {
-  return [](const ControlEvent& event) {
-    auto* got = std::get_if<ControlReceived>(&event);
+using ServerEvents = EventLog<ToCoordinator>;
+
+template <typename T, typename Incoming = ToCoordinator>
+std::function<bool(const ControlEvent<Incoming>&)> received() {
+  return [](const ControlEvent<Incoming>& event) {
+    auto* got = std::get_if<ControlReceived<Incoming>>(&event);
     return got != nullptr && std::holds_alternative<T>(got->message);
   };
 }
-std::function<bool(const ControlEvent&)> closed(ConnectionId connection);
+
+template <typename Incoming = ToCoordinator>
+std::function<bool(const ControlEvent<Incoming>&)> closed(ConnectionId connection) {
+  return [connection](const ControlEvent<Incoming>& event) {
+    auto* got = std::get_if<ControlClosed>(&event);
+    return got != nullptr && got->connection == connection;
+  };
+}
 
 // Asks the server owner to send a message on a connection; replies with the send's status.
 struct SendTo {
   ConnectionId connection;
-  ControlMessage message;
+  ToClient message;
   std::shared_ptr<std::promise<Status>> sent;
 };
 // Keeps the owner busy (its thread blocked) until `until` is ready.
@@ -61,7 +103,8 @@ struct Block {
   std::shared_future<void> until;
   std::shared_ptr<std::promise<void>> started;
 };
-using ServerOwnerMessage = std::variant<ControlReceived, ControlClosed, SendTo, Block>;
+using ServerOwnerMessage =
+    std::variant<ControlReceived<ToCoordinator>, ControlClosed, SendTo, Block>;
 
 struct ServerOwnerOptions {
   bool accept = true;
@@ -71,10 +114,11 @@ struct ServerOwnerOptions {
 
 // Owns a ControlServer the way a coordinator does: created in on_start, its events delivered to
 // this actor's mailbox. Answers Hello with HelloAck (accepting or not), SubmitRequest with a
-// Token carrying the prompt length, and records every event.
+// Token carrying the prompt length, SliceReady with a StartSlice carrying its kv target, and
+// records every event.
 class ServerOwner : public runtime::Actor<ServerOwnerMessage> {
  public:
-  ServerOwner(ServerOwnerOptions options, EventLog* log, std::promise<uint16_t>* port);
+  ServerOwner(ServerOwnerOptions options, ServerEvents* log, std::promise<uint16_t>* port);
 
  protected:
   Status on_start() override;
@@ -83,7 +127,7 @@ class ServerOwner : public runtime::Actor<ServerOwnerMessage> {
 
  private:
   ServerOwnerOptions options_;
-  EventLog* log_;
+  ServerEvents* log_;
   std::promise<uint16_t>* port_;
   std::unique_ptr<ControlServer> server_;
 };
@@ -95,31 +139,34 @@ class TestServer {
   ~TestServer();
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  EventLog& events() { return events_; }
-  Status send(ConnectionId connection, ControlMessage message);
+  ServerEvents& events() { return events_; }
+  Status send(ConnectionId connection, ToClient message);
   // Returns once the owner is blocked.
   Status block(std::shared_future<void> until);
   runtime::ActorSystem& system() { return system_; }
 
  private:
   runtime::ActorSystem system_;
-  EventLog events_;
+  ServerEvents events_;
   runtime::ActorRef<ServerOwnerMessage> owner_;
   uint16_t port_ = 0;
 };
 
 Hello client_hello(std::string name);
 
-// A blocking TCP peer that speaks bytes, not the protocol.
+// A blocking TCP peer that speaks bytes, not the protocol: it writes what a client or worker
+// sends and reads what the coordinator answers a client.
 class RawPeer {
  public:
   explicit RawPeer(uint16_t port);
   // Writes all of `bytes`; false if the server already closed the connection.
   bool write(const std::vector<uint8_t>& bytes);
-  void write_message(const ControlMessage& message);
+  void write_message(const ToCoordinator& message);
   void shutdown_send();
-  // Reads one frame's message, or nullopt on timeout/close/garbage.
-  std::optional<ControlMessage> read_message(std::chrono::milliseconds timeout = 5s);
+  // Reads the HelloAck, or nullopt on timeout/close/garbage/another message.
+  std::optional<HelloAck> read_ack(std::chrono::milliseconds timeout = 5s);
+  // Reads one message to a client, or nullopt on timeout/close/garbage/another direction.
+  std::optional<ToClient> read_message(std::chrono::milliseconds timeout = 5s);
   // Whether the other side closed the connection within `timeout` (data read is discarded).
   bool closed_by_peer(std::chrono::milliseconds timeout = 5s);
   // "127.0.0.1:PORT" of this end, as the server names it.
@@ -127,6 +174,8 @@ class RawPeer {
 
  private:
   bool read_exact(uint8_t* out, size_t bytes, std::chrono::steady_clock::time_point deadline);
+  // One frame's body, or nullopt on timeout/close/a bad header.
+  std::optional<std::vector<uint64_t>> read_body(std::chrono::milliseconds timeout);
   asio::io_context io_;
   asio::ip::tcp::socket socket_;
 };

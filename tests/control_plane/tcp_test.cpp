@@ -38,7 +38,7 @@ class ClientLoop {
 
 TEST(ControlTcp, WorkerAndServerExchangeMessages) {
   TestServer server;
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToWorker> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
   Hello hello;
   hello.role = PeerRole::kWorker;
@@ -47,42 +47,45 @@ TEST(ControlTcp, WorkerAndServerExchangeMessages) {
   hello.worker.model_hash = "sha256:abc";
   hello.worker.data_plane_address = {1, 2, 3};
   auto client =
-      ControlClient::connect(loop.io(), server.address(), hello, client_events.sink(), 2s);
+      WorkerControlClient::connect(loop.io(), server.address(), hello, client_events.sink(), 2s);
   ASSERT_TRUE(client.is_ok()) << client.error().to_string();
   EXPECT_TRUE((*client)->ack().accepted);
 
   // The server's owner saw the Hello, with the worker's details intact.
   auto got_hello = server.events().wait_for(received<Hello>());
   ASSERT_TRUE(got_hello);
-  const auto& hello_event = std::get<ControlReceived>(*got_hello);
+  const auto& hello_event = std::get<ControlReceived<ToCoordinator>>(*got_hello);
   EXPECT_EQ(std::get<Hello>(hello_event.message), hello);
   EXPECT_EQ((*client)->ack().peer_id, hello_event.connection);
 
-  SubmitRequest submit;
-  submit.request_id = 11;
-  submit.prompt_tokens = {5, 6, 7};
-  ASSERT_TRUE((*client)->send(submit).is_ok());
-  auto got_submit = server.events().wait_for(received<SubmitRequest>());
-  ASSERT_TRUE(got_submit);
-  EXPECT_EQ(std::get<SubmitRequest>(std::get<ControlReceived>(*got_submit).message), submit);
+  SliceReady ready;
+  ready.request_id = 11;
+  ready.worker_id = (*client)->ack().peer_id;
+  ready.kv_target = {5, 6, 7};
+  ASSERT_TRUE((*client)->send(ready).is_ok());
+  auto got_ready = server.events().wait_for(received<SliceReady>());
+  ASSERT_TRUE(got_ready);
+  EXPECT_EQ(std::get<SliceReady>(std::get<ControlReceived<ToCoordinator>>(*got_ready).message),
+            ready);
 
-  auto token = client_events.wait_for(received<Token>());
-  ASSERT_TRUE(token);
-  const Token& reply = std::get<Token>(std::get<ControlReceived>(*token).message);
+  auto start = client_events.wait_for(received<StartSlice, ToWorker>());
+  ASSERT_TRUE(start);
+  const StartSlice& reply =
+      std::get<StartSlice>(std::get<ControlReceived<ToWorker>>(*start).message);
   EXPECT_EQ(reply.request_id, 11u);
-  EXPECT_EQ(reply.token, 3);
+  EXPECT_EQ(reply.successor_kv_target, ready.kv_target);
 
   // Many messages keep their order.
   for (uint64_t i = 0; i < 200; ++i) ASSERT_TRUE((*client)->send(Heartbeat{i, 0, 0}).is_ok());
-  auto last = server.events().wait_for([](const ControlEvent& event) {
-    auto* got = std::get_if<ControlReceived>(&event);
+  auto last = server.events().wait_for([](const ControlEvent<ToCoordinator>& event) {
+    auto* got = std::get_if<ControlReceived<ToCoordinator>>(&event);
     auto* beat = got ? std::get_if<Heartbeat>(&got->message) : nullptr;
     return beat != nullptr && beat->sequence == 199;
   });
   ASSERT_TRUE(last);
   uint64_t expected = 0;
   for (const auto& event : server.events().snapshot()) {
-    auto* got = std::get_if<ControlReceived>(&event);
+    auto* got = std::get_if<ControlReceived<ToCoordinator>>(&event);
     if (auto* beat = got ? std::get_if<Heartbeat>(&got->message) : nullptr) {
       EXPECT_EQ(beat->sequence, expected++);
     }
@@ -97,20 +100,68 @@ TEST(ControlTcp, WorkerAndServerExchangeMessages) {
       << std::get<ControlClosed>(*gone).peer;
 }
 
+TEST(ControlTcp, ClientAndServerExchangeMessages) {
+  TestServer server;
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
+  ClientLoop loop;
+  auto client = ClientControlClient::connect(loop.io(), server.address(),
+                                             testing::client_hello("c1"), client_events.sink(), 2s);
+  ASSERT_TRUE(client.is_ok()) << client.error().to_string();
+
+  SubmitRequest submit;
+  submit.request_id = 11;
+  submit.prompt_tokens = {5, 6, 7};
+  ASSERT_TRUE((*client)->send(submit).is_ok());
+  auto got_submit = server.events().wait_for(received<SubmitRequest>());
+  ASSERT_TRUE(got_submit);
+  EXPECT_EQ(std::get<SubmitRequest>(std::get<ControlReceived<ToCoordinator>>(*got_submit).message),
+            submit);
+
+  auto token = client_events.wait_for(received<Token, ToClient>());
+  ASSERT_TRUE(token);
+  const Token& reply = std::get<Token>(std::get<ControlReceived<ToClient>>(*token).message);
+  EXPECT_EQ(reply.request_id, 11u);
+  EXPECT_EQ(reply.token, 3);
+}
+
+// A connecting end takes only its own direction: a worker's connection that is sent what only
+// a client receives closes, naming the message.
+TEST(ControlTcp, WorkerRefusesAMessageToAClient) {
+  TestServer server;
+  EventLog<ToWorker> client_events;  // outlives the loop that delivers to it
+  ClientLoop loop;
+  Hello hello;
+  hello.role = PeerRole::kWorker;
+  hello.name = "w2";
+  auto client =
+      WorkerControlClient::connect(loop.io(), server.address(), hello, client_events.sink(), 2s);
+  ASSERT_TRUE(client.is_ok()) << client.error().to_string();
+  SubmitRequest submit;  // the test server answers it with a Token, a message to a client
+  submit.request_id = 12;
+  ASSERT_TRUE((*client)->send(submit).is_ok());
+  auto gone = client_events.wait_for(testing::closed<ToWorker>((*client)->id()));
+  ASSERT_TRUE(gone);
+  const Status& reason = std::get<ControlClosed>(*gone).reason;
+  EXPECT_EQ(reason.code(), ErrorCode::kProtocol);
+  EXPECT_NE(reason.message().find("received Token, a message to a client"), std::string::npos)
+      << reason.message();
+  EXPECT_FALSE(client_events.wait_for(received<StartSlice, ToWorker>(), 50ms));
+}
+
 TEST(ControlTcp, ClientIsToldWhenTheServerGoesAway) {
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
   ConnectionId id = 0;
   {
     TestServer server;
-    auto client = ControlClient::connect(loop.io(), server.address(),
-                                         testing::client_hello("status"), client_events.sink(), 2s);
+    auto client = ClientControlClient::connect(
+        loop.io(), server.address(), testing::client_hello("status"), client_events.sink(), 2s);
     ASSERT_TRUE(client.is_ok()) << client.error().to_string();
     id = (*client)->id();
     // Keep the client; stop the server under it.
     auto keep = std::move(client).value();
     server.system().stop(runtime::StopMode::kDrop);
-    auto gone = client_events.wait_for(testing::closed(id));
+    auto gone = client_events.wait_for(testing::closed<ToClient>(id));
     ASSERT_TRUE(gone);
     EXPECT_FALSE(std::get<ControlClosed>(*gone).reason.is_ok());
   }
@@ -118,12 +169,12 @@ TEST(ControlTcp, ClientIsToldWhenTheServerGoesAway) {
 
 TEST(ControlTcp, VersionMismatchIsRefusedAtConnect) {
   TestServer server;
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
   Hello hello = testing::client_hello("old");
   hello.protocol_version = kProtocolVersion + 1;
   auto client =
-      ControlClient::connect(loop.io(), server.address(), hello, client_events.sink(), 2s);
+      ClientControlClient::connect(loop.io(), server.address(), hello, client_events.sink(), 2s);
   ASSERT_FALSE(client.is_ok());
   EXPECT_EQ(client.error().code, ErrorCode::kProtocol);
   const std::string& message = client.error().message;
@@ -151,10 +202,11 @@ TEST(ControlTcp, ServerSpeakingAnotherVersionIsRefusedByTheClient) {
     asio::write(socket, asio::buffer(*frame));
     std::this_thread::sleep_for(200ms);
   });
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
-  auto client = ControlClient::connect(loop.io(), "127.0.0.1:" + std::to_string(port),
-                                       testing::client_hello("new"), client_events.sink(), 2s);
+  auto client =
+      ClientControlClient::connect(loop.io(), "127.0.0.1:" + std::to_string(port),
+                                   testing::client_hello("new"), client_events.sink(), 2s);
   fake.join();
   ASSERT_FALSE(client.is_ok());
   EXPECT_EQ(client.error().code, ErrorCode::kProtocol);
@@ -167,10 +219,10 @@ TEST(ControlTcp, OwnerRefusalReachesTheClientWithItsReason) {
   testing::ServerOwnerOptions options;
   options.accept = false;
   TestServer server(options);
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
-  auto client = ControlClient::connect(loop.io(), server.address(), testing::client_hello("w9"),
-                                       client_events.sink(), 2s);
+  auto client = ClientControlClient::connect(loop.io(), server.address(),
+                                             testing::client_hello("w9"), client_events.sink(), 2s);
   ASSERT_FALSE(client.is_ok());
   EXPECT_EQ(client.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(client.error().message.find("model hash differs"), std::string::npos)
@@ -184,11 +236,11 @@ TEST(ControlTcp, ConnectFailsClearlyWhenNobodyListens) {
     asio::ip::tcp::acceptor probe(io, {asio::ip::make_address("127.0.0.1"), 0});
     unused_port = probe.local_endpoint().port();
   }
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
   const std::string address = "127.0.0.1:" + std::to_string(unused_port);
-  auto client = ControlClient::connect(loop.io(), address, testing::client_hello("c"),
-                                       client_events.sink(), 2s);
+  auto client = ClientControlClient::connect(loop.io(), address, testing::client_hello("c"),
+                                             client_events.sink(), 2s);
   ASSERT_FALSE(client.is_ok());
   EXPECT_EQ(client.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(client.error().message.find(address), std::string::npos) << client.error().message;
@@ -198,10 +250,10 @@ TEST(ControlTcp, ConnectTimesOutWhenThePeerNeverAnswers) {
   // Accepts at the TCP level (backlog) but never speaks.
   asio::io_context io;
   asio::ip::tcp::acceptor silent(io, {asio::ip::make_address("127.0.0.1"), 0});
-  EventLog client_events;  // outlives the loop that delivers to it
+  EventLog<ToClient> client_events;  // outlives the loop that delivers to it
   ClientLoop loop;
   const auto begin = std::chrono::steady_clock::now();
-  auto client = ControlClient::connect(
+  auto client = ClientControlClient::connect(
       loop.io(), "127.0.0.1:" + std::to_string(silent.local_endpoint().port()),
       testing::client_hello("c"), client_events.sink(), 200ms);
   ASSERT_FALSE(client.is_ok());
@@ -223,9 +275,9 @@ TEST(ControlTcp, SilentPeerIsClosedAfterTheIdleTimeoutWhileHeartbeatsKeepOthersO
   TestServer server(options);
   auto greet = [&](testing::RawPeer& peer, const char* name) -> ConnectionId {
     peer.write_message(testing::client_hello(name));
-    auto ack = peer.read_message();
-    EXPECT_TRUE(ack && std::holds_alternative<HelloAck>(*ack));
-    return ack ? std::get<HelloAck>(*ack).peer_id : 0;
+    auto ack = peer.read_ack();
+    EXPECT_TRUE(ack);
+    return ack ? ack->peer_id : 0;
   };
   testing::RawPeer chatty(server.port());
   testing::RawPeer silent(server.port());
@@ -256,9 +308,9 @@ TEST(ControlTcp, FullOutgoingQueueIsAnErrorNotGrowth) {
   // A peer that completes the handshake, then never reads.
   testing::RawPeer reader(server.port());
   reader.write_message(testing::client_hello("slow"));
-  auto ack = reader.read_message();
-  ASSERT_TRUE(ack && std::holds_alternative<HelloAck>(*ack));
-  const ConnectionId connection = std::get<HelloAck>(*ack).peer_id;
+  auto ack = reader.read_ack();
+  ASSERT_TRUE(ack);
+  const ConnectionId connection = ack->peer_id;
 
   Token big;
   big.logits.assign(256 * 1024, 1.0f);  // 1 MiB per message

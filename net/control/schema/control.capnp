@@ -2,14 +2,23 @@
 # Envelope, sent as a length-framed Cap'n Proto message over TCP (net/control/frame.h).
 # Bulk tensors never travel here: K/V blocks go over the data plane (net/data/data_plane.h).
 #
-# Compatibility: fields may be added at the end of a struct and kinds at the end of the union;
+# The Envelope names the direction of its message: the handshake (Hello to the coordinator,
+# HelloAck back), then ToCoordinator (from a worker or a client), ToWorker or ToClient (from
+# the coordinator). Each end decodes only the direction it receives and refuses anything else,
+# naming the message. Hello and HelloAck keep their place and layout in every version, so that
+# peers of different versions can still tell each other which they speak.
+#
+# Compatibility: fields may be added at the end of a struct and kinds at the end of a union;
 # anything else is a new protocolVersion. A peer that speaks another version is refused at
 # connect (Hello/HelloAck).
 @0xb5e1c4f0a8d2e637;
 
 $import "/capnp/c++.capnp".namespace("runahead::schema");
 
-const protocolVersion :UInt32 = 2;  # 2: top log-probabilities, ignoreEos
+const protocolVersion :UInt32 = 3;
+# 2: top log-probabilities, ignoreEos.
+# 3: one union per direction; the partition scheme an enum; the calibration messages
+#    removed.
 
 enum Role {
   worker @0;
@@ -35,7 +44,8 @@ enum ErrorCode {
 # --- Joining -----------------------------------------------------------------------------
 
 struct WorkerInfo {
-  listenAddress @0 :Text;        # host:port of the worker's own control listener, if any
+  # What a worker says of itself when it joins. Part of Hello: its layout stays as it is.
+  unusedListenAddress @0 :Text;  # never set since version 3; kept for Hello's layout
   dataPlaneAddress @1 :Data;     # opaque DataPlane::local_address() bytes
   backend @2 :Text;              # "cpu", "cuda:0", ...
   freeMemoryBytes @3 :UInt64;
@@ -67,7 +77,8 @@ struct Heartbeat {
 
 # --- Requests (client -> coordinator) ----------------------------------------------------
 
-struct SamplingParams {
+struct SamplingOptions {
+  # Mirrors runahead::SamplingOptions (core/sampling_options.h).
   temperature @0 :Float32;       # 0: greedy
   topK @1 :UInt32;               # 0: no limit
   topP @2 :Float32;              # 1: no limit
@@ -79,18 +90,27 @@ struct SubmitRequest {
   requestId @0 :UInt64;          # chosen by the client, unique on its connection
   promptTokens @1 :List(Int32);
   maxNewTokens @2 :UInt32;
-  sampling @3 :SamplingParams;
+  sampling @3 :SamplingOptions;
   returnLogits @4 :Bool;         # send the logits of every generated position back
   partition @5 :PartitionChoice;
   topLogprobs @6 :UInt32;        # K > 0: each Token carries the top K log-probabilities
   ignoreEos @7 :Bool;            # decode past EOS, up to maxNewTokens
 }
 
+enum PartitionScheme {
+  # Mirrors runahead::PartitionScheme (core/partition_scheme.h); unset: the coordinator's own.
+  unset @0;
+  balanced @1;
+  even @2;
+  explicit @3;
+  searched @4;
+}
+
 struct PartitionChoice {
   # How the coordinator cuts this request's prompt; all unset: the coordinator's default.
-  scheme @0 :Text;               # "", "balanced", "even" or "explicit"
+  scheme @0 :PartitionScheme;
   workers @1 :UInt32;            # workers to use (0: the coordinator decides)
-  cuts @2 :List(UInt64);         # "explicit": 0 = c0 < c1 < ... < cP = prompt length
+  cuts @2 :List(UInt64);         # explicit: 0 = c0 < c1 < ... < cP = prompt length
 }
 
 struct Cancel {
@@ -114,7 +134,7 @@ struct AssignSlice {
   tokens @5 :List(Int32);        # the prompt tokens of this slice
   totalPromptTokens @6 :UInt64;
   maxNewTokens @7 :UInt32;
-  sampling @8 :SamplingParams;
+  sampling @8 :SamplingOptions;
   returnLogits @9 :Bool;
   historyTokens @10 :List(Int32);  # the last worker only: prompt tokens [0, sliceBegin)
   topLogprobs @11 :UInt32;       # as in SubmitRequest
@@ -141,6 +161,7 @@ struct StartSlice {
 }
 
 struct LayerTiming {
+  # Mirrors runahead::LayerTiming (core/layer_timing.h).
   workerId @0 :UInt64;
   layer @1 :UInt32;
   computeNanos @2 :UInt64;
@@ -149,15 +170,11 @@ struct LayerTiming {
   bytesOut @5 :UInt64;
 }
 
-struct Timeline {
-  layers @0 :List(LayerTiming);
-}
-
 struct SliceDone {
   requestId @0 :UInt64;
   workerId @1 :UInt64;
   index @2 :UInt32;
-  timeline @3 :Timeline;
+  timeline @3 :List(LayerTiming);
 }
 
 # --- Results (last worker -> coordinator -> client) ---------------------------------------
@@ -180,7 +197,7 @@ struct RequestResult {
   tokens @1 :List(Int32);
   ttftNanos @2 :UInt64;          # measured at the coordinator
   totalNanos @3 :UInt64;
-  timeline @4 :Timeline;
+  timeline @4 :List(LayerTiming);
   cuts @5 :List(UInt64);         # the partition the request ran with
 }
 
@@ -195,7 +212,8 @@ struct RequestError {
 struct StatusQuery {
 }
 
-struct WorkerStatus {
+struct WorkerRecord {
+  # A registered worker, as a status query reports it.
   workerId @0 :UInt64;
   name @1 :Text;
   info @2 :WorkerInfo;
@@ -205,48 +223,54 @@ struct WorkerStatus {
 }
 
 struct StatusReply {
-  workers @0 :List(WorkerStatus);
+  workers @0 :List(WorkerRecord);
   queuedRequests @1 :UInt32;
   activeRequests @2 :UInt32;
   queueCapacity @3 :UInt32;
 }
 
-# --- Calibration (coordinator -> worker when it joins) -------------------------------------
-
-struct CalibrationPoint {
-  prefixTokens @0 :UInt64;       # s: tokens already in the cache
-  sliceTokens @1 :UInt64;        # n: tokens computed
-}
-
-struct CalibrateRequest {
-  probeId @0 :UInt64;
-  points @1 :List(CalibrationPoint);
-}
-
-struct CalibrateReply {
-  probeId @0 :UInt64;
-  nanos @1 :List(UInt64);        # measured time of each point, same order
-}
-
 # --- The envelope -------------------------------------------------------------------------
+
+struct ToCoordinator {
+  # From a worker or a client, after its Hello; the coordinator takes each from the role the
+  # Hello gave.
+  union {
+    heartbeat @0 :Heartbeat;
+    submitRequest @1 :SubmitRequest;   # client
+    cancel @2 :Cancel;                 # client
+    statusQuery @3 :StatusQuery;       # client
+    sliceReady @4 :SliceReady;         # worker
+    sliceDone @5 :SliceDone;           # worker
+    token @6 :Token;                   # worker, the last of the request's chain
+    requestError @7 :RequestError;     # worker
+  }
+}
+
+struct ToWorker {
+  # From the coordinator, after the HelloAck.
+  union {
+    assignSlice @0 :AssignSlice;
+    startSlice @1 :StartSlice;
+    cancel @2 :Cancel;
+  }
+}
+
+struct ToClient {
+  # From the coordinator, after the HelloAck.
+  union {
+    token @0 :Token;
+    requestResult @1 :RequestResult;
+    requestError @2 :RequestError;
+    statusReply @3 :StatusReply;
+  }
+}
 
 struct Envelope {
   union {
-    hello @0 :Hello;
-    helloAck @1 :HelloAck;
-    heartbeat @2 :Heartbeat;
-    submitRequest @3 :SubmitRequest;
-    cancel @4 :Cancel;
-    assignSlice @5 :AssignSlice;
-    sliceDone @6 :SliceDone;
-    token @7 :Token;
-    requestResult @8 :RequestResult;
-    requestError @9 :RequestError;
-    statusQuery @10 :StatusQuery;
-    statusReply @11 :StatusReply;
-    calibrateRequest @12 :CalibrateRequest;
-    calibrateReply @13 :CalibrateReply;
-    sliceReady @14 :SliceReady;
-    startSlice @15 :StartSlice;
+    hello @0 :Hello;                   # to the coordinator: the first message of a connection
+    helloAck @1 :HelloAck;             # the coordinator's answer, to a worker or a client
+    toCoordinator @2 :ToCoordinator;
+    toWorker @3 :ToWorker;
+    toClient @4 :ToClient;
   }
 }

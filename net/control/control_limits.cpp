@@ -1,0 +1,35 @@
+#include "net/control/control_limits.h"
+
+#include <fmt/format.h>
+
+namespace runahead::net {
+
+Status ControlLimits::validate() const {
+  if (max_frame_bytes < 64 || max_frame_bytes > (1u << 30) || max_frame_bytes % 8 != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_frame_bytes={} must be a multiple of 8 in "
+                                  "[64, 1 GiB]",
+                                  max_frame_bytes));
+  }
+  if (max_top_logprobs == 0 || max_top_logprobs > max_list_elements) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_top_logprobs={} must be in [1, "
+                                  "max_list_elements={}]",
+                                  max_top_logprobs, max_list_elements));
+  }
+  if (nesting_limit < 4) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit nesting_limit={} is below 4", nesting_limit));
+  }
+  if (max_outgoing_messages == 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "control limit max_outgoing_messages must be positive");
+  }
+  if (max_connections == 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "control limit max_connections must be positive");
+  }
+  return Status::ok();
+}
+
+}  // namespace runahead::net
