@@ -27,15 +27,24 @@ class Coordinator::Impl {
     options.max_workers_per_request = config.max_workers_per_request;
     options.expected_model_hash = config.expected_model_hash;
     options.profile_path = config.profile_path;
-    system.start();
-    RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<CoordinatorActor>("coordinator", options, slot));
-    auto listening = net::ControlServer::listen(system.io(), config.listen, net::deliver_to(actor));
+    // The server first, so that the actor answers through it from its first message on. It
+    // delivers to the actor spawned next: nothing is accepted or delivered before the system's
+    // threads start, once both exist.
+    auto deliver = std::make_shared<net::ControlEventSink>([](net::ControlEvent) -> Status {
+      return make_error(ErrorCode::kUnavailable, "the coordinator is not running");
+    });
+    auto listening = net::ControlServer::listen(
+        system.io(), config.listen,
+        [deliver](net::ControlEvent event) { return (*deliver)(std::move(event)); });
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);
     }
     server = std::move(listening).value();
-    slot->set(server.get());
+    RUNAHEAD_ASSIGN_OR_RETURN(actor,
+                              system.spawn<CoordinatorActor>("coordinator", options, server));
+    *deliver = net::deliver_to(actor);
+    system.start();
     return Status::ok();
   }
 
@@ -47,8 +56,7 @@ class Coordinator::Impl {
   }
 
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 2}};
-  std::shared_ptr<ServerSlot> slot = std::make_shared<ServerSlot>();
-  std::unique_ptr<net::ControlServer> server;
+  std::shared_ptr<net::ControlServer> server;
   runtime::ActorRef<CoordinatorMessage> actor;
   bool stopped = false;
 };
