@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/log.h"
+#include "net/data/peer_memory.h"
 
 namespace runahead {
 namespace {
@@ -51,7 +52,7 @@ bool decode_kv_target(const std::vector<uint8_t>& bytes, KvTargetLayout& layout,
 }  // namespace
 
 Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transformer, SlicePlan plan,
-                                                   net::DataPlane& data_plane, IoPost io_post,
+                                                   net::Transport& data_plane, IoPost io_post,
                                                    SliceBuffers buffers) {
   if (plan.begin < 0 || plan.end <= plan.begin || plan.cache_tokens < plan.end) {
     return make_error(ErrorCode::kInvalidArgument,
@@ -86,7 +87,11 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
     // The predecessor writes the prefix straight into this cache: expose all of it.
     KvCache& kv = *run->cache_;
     const size_t bytes = static_cast<size_t>(kv.n_layers()) * kv.block_bytes(kv.capacity());
-    auto exposure = data_plane.expose(kv.block(0, 0, 1).data, bytes, run->cache_);
+    net::PeerMemory* memory = data_plane.peer_memory();
+    auto exposure = memory != nullptr
+                        ? memory->expose(kv.block(0, 0, 1).data, bytes, run->cache_)
+                        : Result<std::vector<uint8_t>>(make_error(
+                              ErrorCode::kUnsupported, "this data plane has no direct writes"));
     if (!exposure) {
       return make_error(exposure.error().code, request_name(plan.request_id) +
                                                    ": cannot expose the cache to the previous "
@@ -100,7 +105,7 @@ Result<std::unique_ptr<SliceRun>> SliceRun::create(const Transformer& transforme
 }
 
 SliceRun::SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_ptr<KvCache> cache,
-                   net::DataPlane& data_plane, IoPost io_post)
+                   net::Transport& data_plane, IoPost io_post)
     : transformer_(transformer),
       plan_(plan),
       cache_(std::move(cache)),
@@ -226,7 +231,11 @@ bool SliceRun::open_target(net::PeerId peer, const std::vector<uint8_t>& kv_targ
   if (!decode_kv_target(kv_target, layout, exposure)) {
     return fail(Error{ErrorCode::kProtocol, "it sent no usable kv target"});
   }
-  auto opened = data_plane_.open_target(peer, exposure);
+  net::PeerMemory* memory = data_plane_.peer_memory();
+  if (memory == nullptr) {
+    return fail(Error{ErrorCode::kUnsupported, "this data plane has no direct writes"});
+  }
+  auto opened = memory->open_target(peer, exposure);
   if (!opened) return fail(opened.error());
   targets_.push_back({*opened, static_cast<int64_t>(layout.capacity_tokens)});
   return true;
@@ -277,8 +286,8 @@ void SliceRun::send_block(int layer, int64_t from, int64_t to) {
   }
   for (const OpenTarget& target : targets_) {
     const size_t offset = cache_->block_bytes(static_cast<int64_t>(layer) * target.capacity + from);
-    handles.push_back(
-        data_plane_.post_write(target.id, offset, header, outgoing_rows(layer, from, to)));
+    handles.push_back(data_plane_.peer_memory()->post_write(target.id, offset, header,
+                                                            outgoing_rows(layer, from, to)));
   }
   std::lock_guard lock(mutex_);
   if (from >= plan_.begin) own_rows_posted_ += to - from;  // forwarded blocks lie before begin
@@ -535,12 +544,13 @@ Status SliceRun::wait_sends(std::chrono::steady_clock::time_point deadline) {
 }
 
 void SliceRun::finish_transfers() {
-  for (const OpenTarget& target : targets_) data_plane_.close_target(target.id);
+  for (const OpenTarget& target : targets_) data_plane_.peer_memory()->close_target(target.id);
   targets_.clear();
   if (!kv_target_.empty()) {
     KvTargetLayout layout;
     std::vector<uint8_t> exposure;
-    if (decode_kv_target(kv_target_, layout, exposure)) data_plane_.withdraw(exposure);
+    if (decode_kv_target(kv_target_, layout, exposure))
+      data_plane_.peer_memory()->withdraw(exposure);
   }
 }
 

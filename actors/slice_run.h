@@ -38,7 +38,7 @@
 #include "core/status.h"
 #include "model/kv_cache.h"
 #include "model/transformer.h"
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead {
 
@@ -64,7 +64,7 @@ struct SlicePlan {
   // plane without device access.
   bool force_host_staging = false;
   // The data plane writes directly between this cache and the predecessor's / successor's
-  // (DataPlane::direct_path of their addresses).
+  // (net::direct_path of their addresses).
   bool receive_direct = false;
   bool send_direct = false;
   // The workers after this one, in chain order (the successor first): with fan-out each gets
@@ -92,7 +92,7 @@ class SliceRun {
   // across requests), else straight from the backend.
   [[nodiscard]] static Result<std::unique_ptr<SliceRun>> create(const Transformer& transformer,
                                                                 SlicePlan plan,
-                                                                net::DataPlane& data_plane,
+                                                                net::Transport& data_plane,
                                                                 IoPost io_post,
                                                                 SliceBuffers buffers = {});
 
@@ -145,7 +145,7 @@ class SliceRun {
 
  private:
   SliceRun(const Transformer& transformer, SlicePlan plan, std::shared_ptr<KvCache> cache,
-           net::DataPlane& data_plane, IoPost io_post);
+           net::Transport& data_plane, IoPost io_post);
 
   // The per-layer loop of run().
   [[nodiscard]] Status run_layers(std::span<const int32_t> tokens, Workspace& workspace,
@@ -195,7 +195,7 @@ class SliceRun {
   std::vector<OpenTarget> targets_;  // later workers' caches opened for direct writes
   bool targets_opened_ = false;      // I/O thread only
   std::atomic<bool> fan_out_{false};
-  net::DataPlane& data_plane_;
+  net::Transport& data_plane_;
   IoPost io_post_;
 
   mutable std::mutex mutex_;
