@@ -326,7 +326,9 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
     const net::ChainMember& next = assign.chain[assign.index + 1];
     plan.successor = next.worker_id;
     plan.hold_sends = true;
-    plan.send_direct = net::direct_path(*context_.data_plane, next.data_plane_address);
+    plan.outbound = net::direct_path(*context_.data_plane, next.data_plane_address)
+                        ? KvRoute::kDirectWrite
+                        : KvRoute::kSend;
     for (size_t i = assign.index + 1; i < assign.chain.size(); ++i) {
       plan.later_workers.push_back(assign.chain[i].worker_id);
     }
@@ -338,8 +340,10 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
     }
   }
   if (assign.index > 0) {
-    plan.receive_direct =
-        net::direct_path(*context_.data_plane, assign.chain[assign.index - 1].data_plane_address);
+    plan.inbound =
+        net::direct_path(*context_.data_plane, assign.chain[assign.index - 1].data_plane_address)
+            ? KvRoute::kDirectWrite
+            : KvRoute::kSend;
   }
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,

@@ -113,14 +113,16 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
     plan.begin = cuts[i];
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;
-    plan.force_host_staging = mode.staged;
+    // Links not written directly go through host memory in staged mode.
+    const KvRoute sent = mode.staged ? KvRoute::kHostStaged : KvRoute::kSend;
     if (mode.chunk_bytes > 0) plan.staging_chunk_bytes = mode.chunk_bytes;
     if (i + 1 < workers) {
       plan.successor = i + 1;
       EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
-      plan.send_direct = net::direct_path(*planes[i], planes[i + 1]->local_address());
-      EXPECT_EQ(plan.send_direct, i < mode.direct_workers);
-      plan.hold_sends = plan.send_direct;  // until the successor's cache is known
+      const bool send_direct = net::direct_path(*planes[i], planes[i + 1]->local_address());
+      EXPECT_EQ(send_direct, i < mode.direct_workers);
+      plan.outbound = send_direct ? KvRoute::kDirectWrite : sent;
+      plan.hold_sends = send_direct;  // until the successor's cache is known
       for (size_t later = i + 1; later < workers; ++later) {
         plan.later_workers.push_back(later);
         if (mode.fan_out && later > i + 1) {
@@ -128,7 +130,11 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
         }
       }
     }
-    if (i > 0) plan.receive_direct = net::direct_path(*planes[i], planes[i - 1]->local_address());
+    if (i > 0) {
+      plan.inbound = net::direct_path(*planes[i], planes[i - 1]->local_address())
+                         ? KvRoute::kDirectWrite
+                         : sent;
+    }
     auto run = SliceRun::create(
         transformer(i), plan, *planes[i],
         [&loops, i](std::function<void()> task) { loops[i]->post(std::move(task)); },
@@ -156,7 +162,7 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
     loops[i]->watch(runs[i].get());
   }
   for (size_t i = 0; i + 1 < workers; ++i) {
-    if (!runs[i]->plan().send_direct) continue;
+    if (runs[i]->plan().outbound != KvRoute::kDirectWrite) continue;
     EXPECT_FALSE(runs[i + 1]->kv_target().empty());
     std::vector<std::vector<uint8_t>> later;
     for (size_t k = i + 1; mode.fan_out && k < workers; ++k) later.push_back(runs[k]->kv_target());
