@@ -27,7 +27,7 @@ uint64_t nanos_between(Clock::time_point from, Clock::time_point to) {
 // Answers to a remote client, under the id the client chose for its request.
 class ConnectionSink final : public RequestSink {
  public:
-  ConnectionSink(std::shared_ptr<ServerSlot> server, net::ConnectionId connection,
+  ConnectionSink(std::shared_ptr<net::ControlServer> server, net::ConnectionId connection,
                  uint64_t client_request_id)
       : server_(std::move(server)), connection_(connection), client_id_(client_request_id) {}
 
@@ -49,35 +49,19 @@ class ConnectionSink final : public RequestSink {
 
  private:
   void deliver(const net::ToClient& message) {
-    net::ControlServer* server = server_->get();
-    if (server == nullptr) return;
-    Status sent = server->send(connection_, message);
+    Status sent = server_->send(connection_, message);
     if (!sent.is_ok()) {
       logger("coordinator")
           ->warn("cannot answer client connection {}: {}", connection_, sent.to_string());
     }
   }
 
-  std::shared_ptr<ServerSlot> server_;
+  std::shared_ptr<net::ControlServer> server_;
   net::ConnectionId connection_;
   uint64_t client_id_;
 };
 
 }  // namespace
-
-void ServerSlot::set(net::ControlServer* server) {
-  {
-    std::lock_guard lock(mutex_);
-    server_ = server;
-  }
-  changed_.notify_all();
-}
-
-net::ControlServer* ServerSlot::get() {
-  std::unique_lock lock(mutex_);
-  changed_.wait_for(lock, std::chrono::seconds(10), [&] { return server_ != nullptr; });
-  return server_;
-}
 
 // A registered worker: its record (id, name, what it said of itself; the health fields are
 // filled in when a status reads it) and the coordinator's bookkeeping.
@@ -107,7 +91,8 @@ struct CoordinatorActor::Request {
   runtime::TimerId deadline = 0;
 };
 
-CoordinatorActor::CoordinatorActor(CoordinatorOptions options, std::shared_ptr<ServerSlot> server)
+CoordinatorActor::CoordinatorActor(CoordinatorOptions options,
+                                   std::shared_ptr<net::ControlServer> server)
     : options_(std::move(options)),
       server_(std::move(server)),
       model_hash_(options_.expected_model_hash) {}
@@ -143,14 +128,12 @@ void CoordinatorActor::on_stop() {
 namespace {
 
 template <typename Message>
-Status send_over(ServerSlot& slot, net::ConnectionId connection, const Message& message) {
-  net::ControlServer* server = slot.get();
-  if (server == nullptr) return make_error(ErrorCode::kUnavailable, "coordinator not listening");
-  Status sent = server->send(connection, message);
+Status send_over(net::ControlServer& server, net::ConnectionId connection, const Message& message) {
+  Status sent = server.send(connection, message);
   if (!sent.is_ok()) {
     logger("coordinator")
         ->warn("cannot send {} to {}: {}", net::message_kind_name(message),
-               server->peer(connection), sent.to_string());
+               server.peer(connection), sent.to_string());
   }
   return sent;
 }
@@ -277,15 +260,13 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinat
 }
 
 void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& hello) {
-  net::ControlServer* server = server_->get();
   auto refuse = [&](const std::string& reason) {
     logger("coordinator")->warn("refused {}: {}", hello.name, reason);
     net::HelloAck ack;
     ack.accepted = false;
     ack.reason = reason;
     (void)send(connection, ack);
-    if (server != nullptr)
-      server->close(connection, make_error(ErrorCode::kProtocol, reason), true);
+    server_->close(connection, make_error(ErrorCode::kProtocol, reason), true);
   };
   if (worker_of_connection_.count(connection) != 0 || client_sinks_.count(connection) != 0) {
     return refuse("a second Hello on one connection");
@@ -688,9 +669,7 @@ void CoordinatorActor::worker_lost(uint64_t worker_id, const std::string& why) {
   logger("coordinator")->warn("{} is dead: {}", name, why);
   const std::vector<uint64_t> affected = it->second->requests;
   worker_of_connection_.erase(it->second->connection);
-  if (net::ControlServer* server = server_->get()) {
-    server->close(it->second->connection, make_error(ErrorCode::kUnavailable, name + " is dead"));
-  }
+  server_->close(it->second->connection, make_error(ErrorCode::kUnavailable, name + " is dead"));
   workers_.erase(it);
   for (uint64_t request : affected) {
     fail(request, ErrorCode::kUnavailable,

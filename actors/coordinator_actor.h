@@ -6,7 +6,6 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <future>
 #include <map>
@@ -43,18 +42,6 @@ struct CoordinatorOptions {
   std::string profile_path;
 };
 
-// The server, set once it listens; the actor waits for it before its first send.
-class ServerSlot {
- public:
-  void set(net::ControlServer* server);
-  net::ControlServer* get();  // blocks until set (or 10 s)
-
- private:
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  net::ControlServer* server_ = nullptr;
-};
-
 struct LocalSubmit {
   net::SubmitRequest request;
   std::shared_ptr<RequestSink> sink;
@@ -78,7 +65,9 @@ using CoordinatorMessage =
 
 class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
  public:
-  CoordinatorActor(CoordinatorOptions options, std::shared_ptr<ServerSlot> server);
+  // `server` listens already and delivers to this actor (see api/coordinator.cpp): the actor
+  // answers through it from its first message on.
+  CoordinatorActor(CoordinatorOptions options, std::shared_ptr<net::ControlServer> server);
   ~CoordinatorActor() override;
 
  protected:
@@ -120,7 +109,7 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   std::string worker_name(uint64_t worker_id) const;
 
   CoordinatorOptions options_;
-  std::shared_ptr<ServerSlot> server_;
+  std::shared_ptr<net::ControlServer> server_;
   std::string model_hash_;
   // The cluster model's sliding window (0: none), from the first worker; the model hash, which
   // covers it, keeps the others equal.

@@ -14,7 +14,7 @@
 #include "model/random_model.h"
 #include "net/control/control_client.h"
 #include "net/data/direct_write_data_plane.h"
-#include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 #include "net/data/shaped_link_data_plane.h"
 #include "net/data/ucx_data_plane.h"
 #include "planner/cost_probe.h"
@@ -24,8 +24,9 @@ namespace runahead {
 class Worker::Impl {
  public:
   // The UCX plane, with direct writes into the caches of workers on GPUs of this host.
-  Result<std::unique_ptr<net::DataPlane>> with_peer_copies(std::unique_ptr<net::DataPlane> ucx) {
-    RUNAHEAD_ASSIGN_OR_RETURN(auto memory, net::make_cuda_ipc_peer_memory(backend->device_index()));
+  Result<std::unique_ptr<net::Transport>> with_peer_copies(std::unique_ptr<net::Transport> ucx) {
+    RUNAHEAD_ASSIGN_OR_RETURN(auto memory,
+                              net::make_cuda_ipc_peer_memory_access(backend->device_index()));
     net::DirectWriteOptions direct;
     direct.name = options.name;
     direct.enabled = options.gpu_peer_copy;
@@ -191,7 +192,7 @@ class Worker::Impl {
   std::unique_ptr<Transformer> transformer;
   std::string hash;
   SliceCost cost;
-  std::unique_ptr<net::DataPlane> data_plane;
+  std::unique_ptr<net::Transport> data_plane;
   std::unique_ptr<ComputeQueue> compute;
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 1}};
   runtime::ActorRef<WorkerMessage> actor;

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "model/logprobs.h"
 #include "model/sampler.h"
+#include "net/data/peer_memory.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
@@ -108,7 +109,7 @@ void WorkerActor::wait_for_data_plane_event() {
 }
 
 void WorkerActor::drive_data_plane() {
-  net::DataPlane& plane = *context_.data_plane;
+  net::Transport& plane = *context_.data_plane;
   for (int round = 0; round < 64; ++round) {
     plane.progress();
     for (auto it = requests_.begin(); it != requests_.end();) {
@@ -267,13 +268,15 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
   for (size_t i = 0; i < assign.chain.size(); ++i) {
     if (i == assign.index) continue;
     direct_to_all =
-        direct_to_all && context_.data_plane->direct_path(assign.chain[i].data_plane_address);
+        direct_to_all && net::direct_path(*context_.data_plane, assign.chain[i].data_plane_address);
   }
   if (!last) {
     const net::ChainMember& next = assign.chain[assign.index + 1];
     plan.successor = next.worker_id;
     plan.hold_sends = true;
-    plan.send_direct = context_.data_plane->direct_path(next.data_plane_address);
+    plan.outbound = net::direct_path(*context_.data_plane, next.data_plane_address)
+                        ? KvRoute::kDirectWrite
+                        : KvRoute::kSend;
     for (size_t i = assign.index + 1; i < assign.chain.size(); ++i) {
       plan.later_workers.push_back(assign.chain[i].worker_id);
     }
@@ -285,8 +288,10 @@ void WorkerActor::on_assign(net::AssignSlice assign) {
     }
   }
   if (assign.index > 0) {
-    plan.receive_direct =
-        context_.data_plane->direct_path(assign.chain[assign.index - 1].data_plane_address);
+    plan.inbound =
+        net::direct_path(*context_.data_plane, assign.chain[assign.index - 1].data_plane_address)
+            ? KvRoute::kDirectWrite
+            : KvRoute::kSend;
   }
   auto run = SliceRun::create(
       *context_.transformer, plan, *context_.data_plane,

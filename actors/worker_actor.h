@@ -15,7 +15,7 @@
 #include "actors/worker.h"
 #include "model/transformer.h"
 #include "net/control/control_events.h"
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 #include "runtime/actor.h"
 
 namespace runahead {
@@ -47,7 +47,7 @@ using WorkerMessage = std::variant<net::ControlReceived<net::ToWorker>, net::Con
 struct WorkerContext {
   WorkerOptions options;
   const Transformer* transformer = nullptr;
-  net::DataPlane* data_plane = nullptr;
+  net::Transport* data_plane = nullptr;
   ComputeQueue* compute = nullptr;
   uint64_t worker_id = 0;
   // Thread-safe: sends a message to the coordinator.

@@ -17,16 +17,25 @@ class Coordinator::Impl {
 
   Status start(const CoordinatorConfig& config) {
     const CoordinatorOptions options = to_coordinator_options(config);
-    system.start();
-    RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<CoordinatorActor>("coordinator", options, slot));
-    auto listening = net::ControlServer::listen(system.io(), config.listen,
-                                                net::deliver_to<net::ToCoordinator>(actor));
+    // The server first, so that the actor answers through it from its first message on. It
+    // delivers to the actor spawned next: nothing is accepted or delivered before the system's
+    // threads start, once both exist.
+    using Sink = net::ControlEventSink<net::ToCoordinator>;
+    auto deliver = std::make_shared<Sink>([](net::ControlEvent<net::ToCoordinator>) -> Status {
+      return make_error(ErrorCode::kUnavailable, "the coordinator is not running");
+    });
+    auto listening = net::ControlServer::listen(
+        system.io(), config.listen,
+        [deliver](net::ControlEvent<net::ToCoordinator> event) { return (*deliver)(std::move(event)); });
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);
     }
     server = std::move(listening).value();
-    slot->set(server.get());
+    RUNAHEAD_ASSIGN_OR_RETURN(actor,
+                              system.spawn<CoordinatorActor>("coordinator", options, server));
+    *deliver = net::deliver_to<net::ToCoordinator>(actor);
+    system.start();
     return Status::ok();
   }
 
@@ -38,8 +47,7 @@ class Coordinator::Impl {
   }
 
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 2}};
-  std::shared_ptr<ServerSlot> slot = std::make_shared<ServerSlot>();
-  std::unique_ptr<net::ControlServer> server;
+  std::shared_ptr<net::ControlServer> server;
   runtime::ActorRef<CoordinatorMessage> actor;
   bool stopped = false;
 };

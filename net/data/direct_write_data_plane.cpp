@@ -16,6 +16,7 @@
 
 #include "core/log.h"
 #include "net/data/byte_codec.h"
+#include "net/data/forwarding_transport.h"
 
 namespace runahead::net {
 namespace {
@@ -87,12 +88,14 @@ struct CompletionQueue {
   }
 };
 
-class DirectWriteDataPlane final : public DataPlane {
+// The two-sided side wraps the inner transport (addresses, notices among the received blocks,
+// handles shared with writes); the one-sided side is the peer memory it offers.
+class DirectWriteDataPlane final : public ForwardingTransport, public PeerMemory {
  public:
-  DirectWriteDataPlane(std::unique_ptr<DataPlane> inner, std::unique_ptr<PeerMemory> memory,
+  DirectWriteDataPlane(std::unique_ptr<Transport> inner, std::unique_ptr<PeerMemoryAccess> memory,
                        DirectWriteOptions options, int epoll_fd,
                        std::shared_ptr<CompletionQueue> completions)
-      : inner_(std::move(inner)),
+      : ForwardingTransport(std::move(inner)),
         memory_(std::move(memory)),
         options_(std::move(options)),
         epoll_fd_(epoll_fd),
@@ -106,15 +109,17 @@ class DirectWriteDataPlane final : public DataPlane {
     ::close(epoll_fd_);
   }
 
-  DataPlaneCapabilities capabilities() const override {
-    DataPlaneCapabilities capabilities = inner_->capabilities();
+  // --- Transport: every call wraps the inner one ---
+
+  TransportCapabilities capabilities() const override {
+    TransportCapabilities capabilities = inner().capabilities();
     if (options_.enabled) capabilities.transport += "+" + memory_->describe();
     return capabilities;
   }
 
   std::vector<uint8_t> local_address() const override {
     std::vector<uint8_t> address(kAddressMagic, kAddressMagic + sizeof(kAddressMagic));
-    append_sized(address, inner_->local_address());
+    append_sized(address, inner().local_address());
     append_sized(address, memory_->identity());
     append(address, static_cast<uint8_t>(options_.enabled ? 1 : 0));
     return address;
@@ -127,13 +132,13 @@ class DirectWriteDataPlane final : public DataPlane {
           ErrorCode::kInvalidArgument,
           options_.name + ": malformed data-plane address of peer " + std::to_string(peer));
     }
-    RUNAHEAD_RETURN_IF_ERROR(inner_->connect(peer, parsed.inner));
+    RUNAHEAD_RETURN_IF_ERROR(inner().connect(peer, parsed.inner));
     peers_[peer] = direct_path(address);
     return Status::ok();
   }
 
   void disconnect(PeerId peer) override {
-    inner_->disconnect(peer);
+    inner().disconnect(peer);
     peers_.erase(peer);
     trim_mappings(peer, 0);
   }
@@ -144,7 +149,7 @@ class DirectWriteDataPlane final : public DataPlane {
       return make_error(ErrorCode::kInvalidArgument,
                         options_.name + ": " + describe(header) + ": flag bit 31 is reserved");
     }
-    RUNAHEAD_ASSIGN_OR_RETURN(SendHandle inner_handle, inner_->post_send(peer, header, payload));
+    RUNAHEAD_ASSIGN_OR_RETURN(SendHandle inner_handle, inner().post_send(peer, header, payload));
     const SendHandle handle = next_handle_++;
     Send& send = sends_[handle];
     send.kind = Send::Kind::kInner;
@@ -166,13 +171,13 @@ class DirectWriteDataPlane final : public DataPlane {
       return SendState::kFailed;
     }
     if (!send.inner) return SendState::kInFlight;  // a write whose copy has not completed
-    return inner_->check(*send.inner, failure);
+    return inner().check(*send.inner, failure);
   }
 
   void release(SendHandle handle) override {
     auto it = sends_.find(handle);
     if (it == sends_.end()) return;
-    if (it->second.inner) inner_->release(*it->second.inner);
+    if (it->second.inner) inner().release(*it->second.inner);
     if (it->second.kind == Send::Kind::kWrite && !it->second.copied) {
       // The copy still runs: its completion finds no send and is dropped; the target stays
       // counted until then.
@@ -192,13 +197,13 @@ class DirectWriteDataPlane final : public DataPlane {
     // block limits are checked here instead.
     BlockLimits inner_limits = limits;
     inner_limits.bytes_per_token = 0;
-    inner_->set_block_limits(inner_limits);
+    inner().set_block_limits(inner_limits);
   }
 
   void progress() override {
     uint64_t count = 0;
     (void)!::read(completions_->event_fd, &count, sizeof(count));
-    inner_->progress();
+    inner().progress();
     std::vector<std::pair<SendHandle, Status>> done;
     {
       std::lock_guard lock(completions_->mutex);
@@ -216,8 +221,12 @@ class DirectWriteDataPlane final : public DataPlane {
       std::lock_guard lock(completions_->mutex);
       if (!completions_->done.empty()) return false;
     }
-    return inner_->arm();
+    return inner().arm();
   }
+
+  PeerMemory* peer_memory() override { return this; }
+
+  // --- PeerMemory ---
 
   bool direct_path(const std::vector<uint8_t>& peer_address) const override {
     if (!options_.enabled) return false;
@@ -369,7 +378,7 @@ class DirectWriteDataPlane final : public DataPlane {
   }
 
   void set_inner_receiver() {
-    inner_->set_receiver(
+    inner().set_receiver(
         [this](const KvBlockHeader& header) -> Result<void*> {
           if ((header.flags & kNoticeFlag) != 0) {
             if (header.payload_bytes != sizeof(Notice)) {
@@ -479,7 +488,7 @@ class DirectWriteDataPlane final : public DataPlane {
     KvBlockHeader notice_header = send.header;
     notice_header.flags |= kNoticeFlag;
     notice_header.payload_bytes = sizeof(Notice);
-    auto posted = inner_->post_send(send.peer, notice_header, &send.notice);
+    auto posted = inner().post_send(send.peer, notice_header, &send.notice);
     if (!posted) {
       send.failed = true;
       send.failure = posted.status();
@@ -509,7 +518,7 @@ class DirectWriteDataPlane final : public DataPlane {
     header.token_end = header.token_begin + 1;
     header.flags = kNoticeFlag;
     header.payload_bytes = sizeof(Notice);
-    auto posted = inner_->post_send(target.peer, header, notice.get());
+    auto posted = inner().post_send(target.peer, header, notice.get());
     if (posted) own_sends_.emplace_back(*posted, std::move(notice));
     targets_.erase(it);
   }
@@ -531,11 +540,11 @@ class DirectWriteDataPlane final : public DataPlane {
 
   void poll_own_sends() {
     for (auto it = own_sends_.begin(); it != own_sends_.end();) {
-      if (inner_->check(it->first) == SendState::kInFlight) {
+      if (inner().check(it->first) == SendState::kInFlight) {
         ++it;
         continue;
       }
-      inner_->release(it->first);
+      inner().release(it->first);
       it = own_sends_.erase(it);
     }
   }
@@ -555,8 +564,7 @@ class DirectWriteDataPlane final : public DataPlane {
     }
   }
 
-  std::unique_ptr<DataPlane> inner_;
-  std::unique_ptr<PeerMemory> memory_;
+  std::unique_ptr<PeerMemoryAccess> memory_;
   DirectWriteOptions options_;
   int epoll_fd_ = -1;
   std::shared_ptr<CompletionQueue> completions_;
@@ -587,9 +595,9 @@ class DirectWriteDataPlane final : public DataPlane {
 
 }  // namespace
 
-Result<std::unique_ptr<DataPlane>> make_direct_write_data_plane(std::unique_ptr<DataPlane> inner,
-                                                                std::unique_ptr<PeerMemory> memory,
-                                                                DirectWriteOptions options) {
+Result<std::unique_ptr<Transport>> make_direct_write_data_plane(
+    std::unique_ptr<Transport> inner, std::unique_ptr<PeerMemoryAccess> memory,
+    DirectWriteOptions options) {
   auto completions = std::make_shared<CompletionQueue>();
   completions->event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   const int epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -610,7 +618,7 @@ Result<std::unique_ptr<DataPlane>> make_direct_write_data_plane(std::unique_ptr<
                         options.name + ": cannot watch the inner data plane's events");
     }
   }
-  return std::unique_ptr<DataPlane>(new DirectWriteDataPlane(
+  return std::unique_ptr<Transport>(new DirectWriteDataPlane(
       std::move(inner), std::move(memory), std::move(options), epoll_fd, std::move(completions)));
 }
 

@@ -1,9 +1,10 @@
-// A data plane that adds direct writes (data_plane.h) to another one.
+// A transport that adds direct writes to another one: it offers one-sided peer memory
+// (net/data/peer_memory.h) beside the inner transport's sends.
 //
 // Blocks still travel through the inner plane (UCX) unless the sender writes them straight into
 // memory the receiver exposed: between worker processes on GPUs of one host, a CUDA IPC mapping
-// and a device-to-device copy over NVLink (net/data/peer_memory.h). After the copy completes the
-// sender tells the receiver through the inner plane with a small notice that carries the
+// and a device-to-device copy over NVLink (net/data/peer_memory_access.h). After the copy completes
+// the sender tells the receiver through the inner plane with a small notice that carries the
 // block's header, and the receiver resolves and completes the block as if it had been sent, so
 // the layers above see the same protocol whichever way a block came.
 //
@@ -18,8 +19,8 @@
 #include <string>
 
 #include "core/status.h"
-#include "net/data/data_plane.h"
-#include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
+#include "net/data/transport.h"
 
 namespace runahead::net {
 
@@ -30,8 +31,8 @@ struct DirectWriteOptions {
   std::chrono::milliseconds withdraw_grace{10000};
 };
 
-[[nodiscard]] Result<std::unique_ptr<DataPlane>> make_direct_write_data_plane(
-    std::unique_ptr<DataPlane> inner, std::unique_ptr<PeerMemory> memory,
+[[nodiscard]] Result<std::unique_ptr<Transport>> make_direct_write_data_plane(
+    std::unique_ptr<Transport> inner, std::unique_ptr<PeerMemoryAccess> memory,
     DirectWriteOptions options = {});
 
 }  // namespace runahead::net

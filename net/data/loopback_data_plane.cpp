@@ -113,8 +113,8 @@ LoopbackDataPlane::~LoopbackDataPlane() {
   ::close(endpoint_->event_fd);
 }
 
-DataPlaneCapabilities LoopbackDataPlane::capabilities() const {
-  return DataPlaneCapabilities{
+TransportCapabilities LoopbackDataPlane::capabilities() const {
+  return TransportCapabilities{
       .transport = "loopback", .device_memory = false, .zero_copy_receive = false};
 }
 

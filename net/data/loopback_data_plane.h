@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead::net {
 
@@ -22,7 +22,7 @@ struct LoopbackOptions {
   std::string name = "loopback";  // shows in the logs and errors of its peers
 };
 
-class LoopbackDataPlane final : public DataPlane {
+class LoopbackDataPlane final : public Transport {
  public:
   [[nodiscard]] static Result<std::unique_ptr<LoopbackDataPlane>> create(
       std::shared_ptr<LoopbackHub> hub, LoopbackOptions options = {});
@@ -30,7 +30,7 @@ class LoopbackDataPlane final : public DataPlane {
   LoopbackDataPlane(const LoopbackDataPlane&) = delete;
   LoopbackDataPlane& operator=(const LoopbackDataPlane&) = delete;
 
-  DataPlaneCapabilities capabilities() const override;
+  TransportCapabilities capabilities() const override;
   std::vector<uint8_t> local_address() const override;
   [[nodiscard]] Status connect(PeerId peer, const std::vector<uint8_t>& address) override;
   void disconnect(PeerId peer) override;

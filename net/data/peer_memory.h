@@ -1,19 +1,24 @@
-// How one endpoint reaches memory another endpoint exposes: the mechanism under the data plane's
-// direct writes (net/data/direct_write_data_plane.h).
+// One-sided peer memory: direct writes of K/V blocks into memory a peer exposed (GPU peer copies
+// between processes of one host), offered by a transport alongside its sends
+// (Transport::peer_memory(); net/data/direct_write_data_plane.h provides it).
 //
-// Two implementations: CUDA IPC between worker processes on GPUs of one host (handles exported
-// by the receiver, mapped by the sender, copies on the sender's own stream over NVLink or PCIe),
-// and plain host pointers within one process, for tests of the protocol above it.
+// A receiver exposes a region of its device memory; the sender opens it from the exposure's
+// bytes (passed through the control plane) and posts blocks with a destination offset. The block
+// is copied device to device, then the receiver is told, with the same header, and its
+// transport's resolver and completion run as for a sent block (the resolver must name the place
+// the block was written to). A write's handle is checked and released through the transport
+// that offers this peer memory, like a send's.
+//
+// Threading: driven by the thread that drives its transport.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "core/status.h"
+#include "net/data/transport.h"
 
 namespace runahead::net {
 
@@ -21,32 +26,36 @@ class PeerMemory {
  public:
   virtual ~PeerMemory() = default;
 
-  // "cuda-ipc cuda:1", for logs.
-  virtual std::string describe() const = 0;
-  // Who this endpoint is, as its peers need to know to decide reach (host, process, device).
-  virtual std::vector<uint8_t> identity() const = 0;
-  // Whether this endpoint can map memory the endpoint with `peer_identity` exposes, and the
-  // other way round. Untrusted input: anything malformed is simply not reachable.
-  virtual bool reaches(const std::vector<uint8_t>& peer_identity) const = 0;
+  // Whether blocks between this endpoint and the one at `peer_address` can be written
+  // directly. Both ends compute the same answer from each other's address.
+  virtual bool direct_path(const std::vector<uint8_t>& peer_address) const = 0;
 
-  // Exporter: a handle for the allocation that starts at `base` and holds `bytes`.
-  [[nodiscard]] virtual Result<std::vector<uint8_t>> export_handle(void* base, size_t bytes) = 0;
-  // Importer: maps a peer's handle (untrusted bytes); returns the local address.
-  [[nodiscard]] virtual Result<void*> map(const std::vector<uint8_t>& handle) = 0;
-  virtual void unmap(void* mapped) = 0;
+  // Receiver: lets a peer write into [base, base + bytes) of device memory. `keep_alive` holds
+  // the memory until withdraw() was called and the writer has let go of it (or a grace period
+  // passed). Returns the bytes a writer opens it with.
+  [[nodiscard]] virtual Result<std::vector<uint8_t>> expose(void* base, size_t bytes,
+                                                            std::shared_ptr<void> keep_alive) = 0;
+  // Receiver: no further writes are expected into the exposure named by `exposure` (expose()'s
+  // bytes).
+  virtual void withdraw(const std::vector<uint8_t>& exposure) = 0;
 
-  // Starts copying `bytes` from `src` (this endpoint's memory) to `dst` (a mapped address);
-  // `done` runs exactly once, on any thread, when the copy has completed or failed.
-  [[nodiscard]] virtual Status copy_async(void* dst, const void* src, size_t bytes,
-                                          std::function<void(Status)> done) = 0;
+  // Sender: maps the peer's exposure; later writes name it by the returned id.
+  [[nodiscard]] virtual Result<uint64_t> open_target(PeerId peer,
+                                                     const std::vector<uint8_t>& exposure) = 0;
+  // Sender: writes the block at `offset` bytes into the target, then tells the receiver. The
+  // handle is checked and released through the transport, like a send's.
+  [[nodiscard]] virtual Result<SendHandle> post_write(uint64_t target, size_t offset,
+                                                      const KvBlockHeader& header,
+                                                      const void* payload) = 0;
+  // Sender: unmaps the target once no write to it is in flight, and tells the receiver.
+  virtual void close_target(uint64_t target) = 0;
 };
 
-// Host pointers within one process: map() returns the exported pointer, copies are memcpy.
-// `name` tells endpoints apart in the identity; all of one process reach each other.
-std::unique_ptr<PeerMemory> make_host_peer_memory(std::string name);
-
-// CUDA IPC for GPU `device`: reaches endpoints on the same host in other processes whose GPU
-// has peer access to this one (or is this one). kUnsupported in builds without CUDA.
-[[nodiscard]] Result<std::unique_ptr<PeerMemory>> make_cuda_ipc_peer_memory(int device);
+// Whether `transport` can write blocks directly to the endpoint at `peer_address`: it offers
+// peer memory and that memory reaches there.
+inline bool direct_path(Transport& transport, const std::vector<uint8_t>& peer_address) {
+  const PeerMemory* memory = transport.peer_memory();
+  return memory != nullptr && memory->direct_path(peer_address);
+}
 
 }  // namespace runahead::net

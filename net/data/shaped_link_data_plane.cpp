@@ -10,35 +10,35 @@
 #include <random>
 #include <set>
 
+#include "net/data/forwarding_transport.h"
+
 namespace runahead::net {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-class ShapedLinkDataPlane final : public DataPlane {
+class ShapedLinkDataPlane final : public ForwardingTransport {
  public:
-  ShapedLinkDataPlane(std::unique_ptr<DataPlane> inner, LinkShape shape, int epoll_fd, int timer_fd)
-      : inner_(std::move(inner)),
+  ShapedLinkDataPlane(std::unique_ptr<Transport> wrapped, LinkShape shape, int epoll_fd,
+                      int timer_fd)
+      : ForwardingTransport(std::move(wrapped)),
         shape_(shape),
         epoll_fd_(epoll_fd),
         timer_fd_(timer_fd),
-        random_(shape.seed) {}
+        random_(shape.seed) {
+    if (PeerMemory* memory = inner().peer_memory()) writes_.emplace(*this, *memory);
+  }
 
   ~ShapedLinkDataPlane() override {
     ::close(timer_fd_);
     ::close(epoll_fd_);
   }
 
-  DataPlaneCapabilities capabilities() const override {
-    DataPlaneCapabilities capabilities = inner_->capabilities();
+  TransportCapabilities capabilities() const override {
+    TransportCapabilities capabilities = inner().capabilities();
     capabilities.transport += "+shaped";
     return capabilities;
   }
-  std::vector<uint8_t> local_address() const override { return inner_->local_address(); }
-  Status connect(PeerId peer, const std::vector<uint8_t>& address) override {
-    return inner_->connect(peer, address);
-  }
-  void disconnect(PeerId peer) override { inner_->disconnect(peer); }
 
   Result<SendHandle> post_send(PeerId peer, const KvBlockHeader& header,
                                const void* payload) override {
@@ -49,18 +49,6 @@ class ShapedLinkDataPlane final : public DataPlane {
     pending.peer = peer;
     pending.header = header;
     pending.payload = payload;
-    return enqueue(std::move(pending));
-  }
-
-  Result<SendHandle> post_write(uint64_t target, size_t offset, const KvBlockHeader& header,
-                                const void* payload) override {
-    RUNAHEAD_RETURN_IF_ERROR(validate_block_header(header, BlockLimits{}, header.payload_bytes));
-    ++queued_writes_[target];
-    Pending pending;
-    pending.header = header;
-    pending.payload = payload;
-    pending.target = target;
-    pending.offset = offset;
     return enqueue(std::move(pending));
   }
 
@@ -75,20 +63,15 @@ class ShapedLinkDataPlane final : public DataPlane {
       return SendState::kFailed;
     }
     if (!it->second.inner) return SendState::kInFlight;  // still waiting for the link
-    return inner_->check(*it->second.inner, failure);
+    return inner().check(*it->second.inner, failure);
   }
 
   void release(SendHandle handle) override {
     auto it = sends_.find(handle);
     if (it == sends_.end()) return;
-    if (it->second.inner) inner_->release(*it->second.inner);
+    if (it->second.inner) inner().release(*it->second.inner);
     sends_.erase(it);  // a queued one is dropped when its turn comes
   }
-
-  void set_receiver(Resolver resolve, Completion complete) override {
-    inner_->set_receiver(std::move(resolve), std::move(complete));
-  }
-  void set_block_limits(const BlockLimits& limits) override { inner_->set_block_limits(limits); }
 
   void progress() override {
     uint64_t expirations = 0;
@@ -100,36 +83,54 @@ class ShapedLinkDataPlane final : public DataPlane {
       start(pending);
     }
     arm_timer();
-    inner_->progress();
+    inner().progress();
   }
 
   int event_fd() const override { return epoll_fd_; }
   bool arm() override {
     if (!queue_.empty() && queue_.front().release_at <= Clock::now()) return false;
-    return inner_->arm();
+    return inner().arm();
   }
 
-  bool direct_path(const std::vector<uint8_t>& peer_address) const override {
-    return inner_->direct_path(peer_address);
+  PeerMemory* peer_memory() override { return writes_ ? &*writes_ : nullptr; }
+
+ private:
+  // The inner transport's direct writes, queued on the same link as the sends.
+  class ShapedWrites final : public ForwardingPeerMemory {
+   public:
+    ShapedWrites(ShapedLinkDataPlane& link, PeerMemory& inner)
+        : ForwardingPeerMemory(inner), link_(link) {}
+    Result<SendHandle> post_write(uint64_t target, size_t offset, const KvBlockHeader& header,
+                                  const void* payload) override {
+      return link_.post_write(target, offset, header, payload);
+    }
+    void close_target(uint64_t target) override { link_.close_target(target); }
+
+   private:
+    ShapedLinkDataPlane& link_;
+  };
+
+  Result<SendHandle> post_write(uint64_t target, size_t offset, const KvBlockHeader& header,
+                                const void* payload) {
+    RUNAHEAD_RETURN_IF_ERROR(validate_block_header(header, BlockLimits{}, header.payload_bytes));
+    ++queued_writes_[target];
+    Pending pending;
+    pending.header = header;
+    pending.payload = payload;
+    pending.target = target;
+    pending.offset = offset;
+    return enqueue(std::move(pending));
   }
-  Result<std::vector<uint8_t>> expose(void* base, size_t bytes,
-                                      std::shared_ptr<void> keep_alive) override {
-    return inner_->expose(base, bytes, std::move(keep_alive));
-  }
-  void withdraw(const std::vector<uint8_t>& exposure) override { inner_->withdraw(exposure); }
-  Result<uint64_t> open_target(PeerId peer, const std::vector<uint8_t>& exposure) override {
-    return inner_->open_target(peer, exposure);
-  }
-  void close_target(uint64_t target) override {
+
+  void close_target(uint64_t target) {
     if (queued_writes_[target] > 0) {
       closing_.insert(target);  // after its last queued write is posted
       return;
     }
     queued_writes_.erase(target);
-    inner_->close_target(target);
+    inner().peer_memory()->close_target(target);
   }
 
- private:
   struct Pending {
     PeerId peer = 0;
     KvBlockHeader header;
@@ -173,9 +174,9 @@ class ShapedLinkDataPlane final : public DataPlane {
     auto it = sends_.find(pending.handle);
     if (it == sends_.end()) return;  // released while it waited
     Result<SendHandle> posted =
-        pending.target
-            ? inner_->post_write(*pending.target, pending.offset, pending.header, pending.payload)
-            : inner_->post_send(pending.peer, pending.header, pending.payload);
+        pending.target ? inner().peer_memory()->post_write(*pending.target, pending.offset,
+                                                           pending.header, pending.payload)
+                       : inner().post_send(pending.peer, pending.header, pending.payload);
     if (posted) {
       it->second.inner = *posted;
     } else {
@@ -185,7 +186,7 @@ class ShapedLinkDataPlane final : public DataPlane {
         queued_writes_[*pending.target] == 0) {
       closing_.erase(*pending.target);
       queued_writes_.erase(*pending.target);
-      inner_->close_target(*pending.target);
+      inner().peer_memory()->close_target(*pending.target);
     }
   }
 
@@ -207,7 +208,6 @@ class ShapedLinkDataPlane final : public DataPlane {
     ::timerfd_settime(timer_fd_, 0, &spec, nullptr);
   }
 
-  std::unique_ptr<DataPlane> inner_;
   LinkShape shape_;
   int epoll_fd_;
   int timer_fd_;
@@ -216,6 +216,7 @@ class ShapedLinkDataPlane final : public DataPlane {
   std::map<SendHandle, Send> sends_;
   std::map<uint64_t, size_t> queued_writes_;  // per direct-write target
   std::set<uint64_t> closing_;
+  std::optional<ShapedWrites> writes_;  // where the inner transport offers peer memory
   SendHandle next_handle_ = 1;
   Clock::time_point link_free_at_{};
   Clock::time_point last_release_{};
@@ -223,7 +224,7 @@ class ShapedLinkDataPlane final : public DataPlane {
 
 }  // namespace
 
-Result<std::unique_ptr<DataPlane>> make_shaped_link_data_plane(std::unique_ptr<DataPlane> inner,
+Result<std::unique_ptr<Transport>> make_shaped_link_data_plane(std::unique_ptr<Transport> inner,
                                                                LinkShape shape) {
   const int timer_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   const int epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
@@ -243,7 +244,7 @@ Result<std::unique_ptr<DataPlane>> make_shaped_link_data_plane(std::unique_ptr<D
       return make_error(ErrorCode::kInternal, "cannot watch the inner data plane's events");
     }
   }
-  return std::unique_ptr<DataPlane>(
+  return std::unique_ptr<Transport>(
       new ShapedLinkDataPlane(std::move(inner), shape, epoll_fd, timer_fd));
 }
 

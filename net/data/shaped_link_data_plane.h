@@ -1,4 +1,4 @@
-// A data plane that makes the link to every peer slower and noisier than it is: a rate cap
+// A transport that makes the link to every peer slower and noisier than it is: a rate cap
 // (a block leaves no sooner than the link, serialized at that rate, would have carried it) and
 // random jitter per block. It emulates slow or congested networks (the KV-Runahead paper's
 // 10 GB/s and noisy-link cases) on machines whose links are faster, for benchmarks.
@@ -12,7 +12,7 @@
 #include <memory>
 
 #include "core/status.h"
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead::net {
 
@@ -24,7 +24,7 @@ struct LinkShape {
   bool active() const { return bytes_per_second > 0.0 || max_jitter.count() > 0; }
 };
 
-[[nodiscard]] Result<std::unique_ptr<DataPlane>> make_shaped_link_data_plane(
-    std::unique_ptr<DataPlane> inner, LinkShape shape);
+[[nodiscard]] Result<std::unique_ptr<Transport>> make_shaped_link_data_plane(
+    std::unique_ptr<Transport> inner, LinkShape shape);
 
 }  // namespace runahead::net

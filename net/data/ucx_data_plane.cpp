@@ -596,8 +596,8 @@ Result<std::unique_ptr<UcxDataPlane>> UcxDataPlane::create(UcxDataPlaneOptions o
 UcxDataPlane::UcxDataPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 UcxDataPlane::~UcxDataPlane() = default;
 
-DataPlaneCapabilities UcxDataPlane::capabilities() const {
-  return DataPlaneCapabilities{
+TransportCapabilities UcxDataPlane::capabilities() const {
+  return TransportCapabilities{
       .transport = "ucx:" + (impl_->options.transports.empty() ? std::string("auto")
                                                                : impl_->options.transports),
       .device_memory = false,  // the Debian UCX build has no CUDA transports

@@ -20,7 +20,7 @@
 // cancelled (UCX never completes it), so a receive from that peer never completes either; the
 // control plane's request timeout covers both.
 //
-// Threading: one thread drives a plane (UCS_THREAD_MODE_SINGLE). Progress: see DataPlane.
+// Threading: one thread drives a plane (UCS_THREAD_MODE_SINGLE). Progress: see Transport.
 #pragma once
 
 #include <chrono>
@@ -28,7 +28,7 @@
 #include <memory>
 #include <string>
 
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead::net {
 
@@ -40,7 +40,7 @@ struct UcxDataPlaneOptions {
   std::chrono::milliseconds keepalive_interval{1000};
 };
 
-class UcxDataPlane final : public DataPlane {
+class UcxDataPlane final : public Transport {
  public:
   // Creates the UCP context and worker; fails with a message naming the UCX call and option.
   [[nodiscard]] static Result<std::unique_ptr<UcxDataPlane>> create(UcxDataPlaneOptions options);
@@ -48,7 +48,7 @@ class UcxDataPlane final : public DataPlane {
   UcxDataPlane(const UcxDataPlane&) = delete;
   UcxDataPlane& operator=(const UcxDataPlane&) = delete;
 
-  DataPlaneCapabilities capabilities() const override;
+  TransportCapabilities capabilities() const override;
   std::vector<uint8_t> local_address() const override;
   [[nodiscard]] Status connect(PeerId peer, const std::vector<uint8_t>& address) override;
   void disconnect(PeerId peer) override;

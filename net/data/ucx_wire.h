@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead::net::ucx_wire {
 

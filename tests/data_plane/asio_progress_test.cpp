@@ -23,7 +23,7 @@ using testing::PlaneKind;
 // Progresses one plane from an io_context: fd readiness plus a periodic tick.
 class AsioDriver {
  public:
-  AsioDriver(asio::io_context& io, DataPlane& plane)
+  AsioDriver(asio::io_context& io, Transport& plane)
       : plane_(plane), fd_(io, plane.event_fd()), tick_(io) {}
   ~AsioDriver() { fd_.release(); }  // the plane owns its fd
 
@@ -64,7 +64,7 @@ class AsioDriver {
     });
   }
 
-  DataPlane& plane_;
+  Transport& plane_;
   asio::posix::stream_descriptor fd_;
   asio::steady_timer tick_;
   bool stopped_ = false;

@@ -5,7 +5,7 @@
 #include <span>
 #include <vector>
 
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 #include "net/data/ucx_wire.h"
 
 namespace runahead::net {

@@ -1,4 +1,4 @@
-// The DataPlane contract, checked against every implementation: loopback, UCX over tcp, UCX
+// The Transport contract, checked against every implementation: loopback, UCX over tcp, UCX
 // over shared memory (two UCP workers in this process).
 #include <poll.h>
 
@@ -9,7 +9,7 @@
 #include <memory>
 #include <vector>
 
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {
@@ -81,14 +81,14 @@ class DataPlaneContractTest : public ::testing::TestWithParam<PlaneKind> {
     ASSERT_TRUE(receiver_->connect(kSenderPeer, sender_->local_address()).is_ok());
   }
 
-  std::unique_ptr<DataPlane> make(const std::string& name, std::chrono::milliseconds send_timeout =
+  std::unique_ptr<Transport> make(const std::string& name, std::chrono::milliseconds send_timeout =
                                                                std::chrono::milliseconds(5000)) {
-    Result<std::unique_ptr<DataPlane>> plane = factory_->make(name, send_timeout);
+    Result<std::unique_ptr<Transport>> plane = factory_->make(name, send_timeout);
     EXPECT_TRUE(plane.is_ok()) << plane.status().to_string();
     return plane.is_ok() ? std::move(plane).value() : nullptr;
   }
 
-  void receive_into(FakeCache& cache, DataPlane& plane, std::vector<Landed>& landed) {
+  void receive_into(FakeCache& cache, Transport& plane, std::vector<Landed>& landed) {
     plane.set_block_limits(cache.limits());
     plane.set_receiver([&cache](const KvBlockHeader& h) { return cache.resolve(h); },
                        [&landed](const KvBlockHeader& h, Status s) {
@@ -109,8 +109,8 @@ class DataPlaneContractTest : public ::testing::TestWithParam<PlaneKind> {
   static constexpr PeerId kReceiverPeer = 2;
   static constexpr PeerId kSenderPeer = 1;
   std::unique_ptr<PlaneFactory> factory_;
-  std::unique_ptr<DataPlane> sender_;
-  std::unique_ptr<DataPlane> receiver_;
+  std::unique_ptr<Transport> sender_;
+  std::unique_ptr<Transport> receiver_;
 };
 
 KvBlockHeader block(uint32_t layer, int64_t begin, int64_t end, uint64_t bytes_per_token,
@@ -240,7 +240,7 @@ TEST_P(DataPlaneContractTest, RefusedBlocksWriteNothingAndDoNotStopTheReceiver) 
 TEST_P(DataPlaneContractTest, CompletionMayForwardTheBlock) {
   // Cut-through: the middle plane forwards each block from inside its completion callback.
   constexpr uint64_t kBpt = 512;
-  std::unique_ptr<DataPlane> last = make("last");
+  std::unique_ptr<Transport> last = make("last");
   ASSERT_TRUE(last);
   constexpr PeerId kLastPeer = 3;
   ASSERT_TRUE(receiver_->connect(kLastPeer, last->local_address()).is_ok());
@@ -316,7 +316,7 @@ TEST_P(DataPlaneContractTest, EventFdWakesAnIdleReceiver) {
 TEST_P(DataPlaneContractTest, PeerThatDisappearsFailsSendsInBoundedTime) {
   // A fresh sender with a short send timeout: shared memory within one process cannot see
   // the peer die, so the timeout is what bounds it there.
-  std::unique_ptr<DataPlane> sender = make("short-fuse", std::chrono::milliseconds(500));
+  std::unique_ptr<Transport> sender = make("short-fuse", std::chrono::milliseconds(500));
   ASSERT_TRUE(sender);
   constexpr PeerId kDoomed = 5;
   ASSERT_TRUE(sender->connect(kDoomed, receiver_->local_address()).is_ok());

@@ -1,4 +1,4 @@
-// Direct writes (DataPlane::expose / open_target / post_write) over the direct-write plane with
+// Direct writes (PeerMemory::expose / open_target / post_write) over the direct-write plane with
 // host memory: the block lands where the receiver exposed it, the receiver's resolver and
 // completion run as for a sent block, writes that do not fit are refused, and the exposed memory
 // lives until the writer let go of it.
@@ -8,6 +8,7 @@
 
 #include "net/data/direct_write_data_plane.h"
 #include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 #include "tests/data_plane/test_planes.h"
 
 namespace runahead::net {
@@ -19,8 +20,13 @@ using testing::pump_until;
 
 constexpr uint64_t kBytesPerToken = 64;
 
+// The direct-write plane's one-sided side.
+PeerMemory& writes(Transport& plane) {
+  return *plane.peer_memory();
+}
+
 struct Endpoint {
-  std::unique_ptr<DataPlane> plane;
+  std::unique_ptr<Transport> plane;
   std::vector<KvBlockHeader> landed;
   std::vector<Status> failures;
 };
@@ -34,12 +40,12 @@ class DirectWriteTest : public ::testing::Test {
     ASSERT_TRUE(sender_.plane->connect(2, receiver_.plane->local_address()).is_ok());
   }
 
-  std::unique_ptr<DataPlane> make(const std::string& name, bool enabled,
+  std::unique_ptr<Transport> make(const std::string& name, bool enabled,
                                   std::chrono::milliseconds grace = 10s) {
     auto inner = LoopbackDataPlane::create(hub_, {name});
     EXPECT_TRUE(inner);
     auto plane =
-        make_direct_write_data_plane(std::move(inner).value(), make_host_peer_memory(name),
+        make_direct_write_data_plane(std::move(inner).value(), make_host_peer_memory_access(name),
                                      {.name = name, .enabled = enabled, .withdraw_grace = grace});
     EXPECT_TRUE(plane);
     return std::move(plane).value();
@@ -84,28 +90,28 @@ class DirectWriteTest : public ::testing::Test {
 };
 
 TEST_F(DirectWriteTest, BothEndsSeeTheSameDirectPath) {
-  EXPECT_TRUE(sender_.plane->direct_path(receiver_.plane->local_address()));
-  EXPECT_TRUE(receiver_.plane->direct_path(sender_.plane->local_address()));
+  EXPECT_TRUE(writes(*sender_.plane).direct_path(receiver_.plane->local_address()));
+  EXPECT_TRUE(writes(*receiver_.plane).direct_path(sender_.plane->local_address()));
   auto off = make("off", false);
-  EXPECT_FALSE(off->direct_path(sender_.plane->local_address()));
-  EXPECT_FALSE(sender_.plane->direct_path(off->local_address()));
+  EXPECT_FALSE(writes(*off).direct_path(sender_.plane->local_address()));
+  EXPECT_FALSE(writes(*sender_.plane).direct_path(off->local_address()));
   auto plain = LoopbackDataPlane::create(hub_, {"plain"});
   ASSERT_TRUE(plain);
-  EXPECT_FALSE(sender_.plane->direct_path((*plain)->local_address()));
-  EXPECT_FALSE(sender_.plane->direct_path({'R', 'A', 'D', 'W', 1}));  // truncated
+  EXPECT_FALSE(writes(*sender_.plane).direct_path((*plain)->local_address()));
+  EXPECT_FALSE(writes(*sender_.plane).direct_path({'R', 'A', 'D', 'W', 1}));  // truncated
 }
 
 TEST_F(DirectWriteTest, WrittenBlockLandsAndCompletesAtTheReceiver) {
   listen(receiver_);
-  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure) << exposure.error().message;
-  auto target = sender_.plane->open_target(2, *exposure);
+  auto target = writes(*sender_.plane).open_target(2, *exposure);
   ASSERT_TRUE(target) << target.error().message;
 
   const KvBlockHeader header = block(2, 3, 7);
   const std::vector<uint8_t> payload = pattern(header.payload_bytes, 5);
   const size_t offset = (2 * 16 + 3) * kBytesPerToken;
-  auto handle = sender_.plane->post_write(*target, offset, header, payload.data());
+  auto handle = writes(*sender_.plane).post_write(*target, offset, header, payload.data());
   ASSERT_TRUE(handle) << handle.error().message;
   ASSERT_TRUE(pump([&] { return sender_.plane->check(*handle) == SendState::kDone; }));
   ASSERT_TRUE(pump([&] { return !receiver_.landed.empty(); }));
@@ -121,13 +127,13 @@ TEST_F(DirectWriteTest, WrittenBlockLandsAndCompletesAtTheReceiver) {
 
 TEST_F(DirectWriteTest, BlockWrittenElsewhereThanItBelongsFailsAtTheReceiver) {
   listen(receiver_, /*misplace=*/kBytesPerToken);
-  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure);
-  auto target = sender_.plane->open_target(2, *exposure);
+  auto target = writes(*sender_.plane).open_target(2, *exposure);
   ASSERT_TRUE(target);
   const KvBlockHeader header = block(0, 0, 2);
   const std::vector<uint8_t> payload = pattern(header.payload_bytes, 1);
-  auto handle = sender_.plane->post_write(*target, 0, header, payload.data());
+  auto handle = writes(*sender_.plane).post_write(*target, 0, header, payload.data());
   ASSERT_TRUE(handle);
   ASSERT_TRUE(pump([&] { return !receiver_.failures.empty(); }));
   EXPECT_EQ(receiver_.failures[0].code(), ErrorCode::kProtocol);
@@ -136,36 +142,36 @@ TEST_F(DirectWriteTest, BlockWrittenElsewhereThanItBelongsFailsAtTheReceiver) {
 
 TEST_F(DirectWriteTest, WritesThatDoNotFitAreRefusedAtTheSender) {
   listen(receiver_);
-  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure);
-  auto target = sender_.plane->open_target(2, *exposure);
+  auto target = writes(*sender_.plane).open_target(2, *exposure);
   ASSERT_TRUE(target);
   const KvBlockHeader header = block(3, 14, 17);
   const std::vector<uint8_t> payload = pattern(header.payload_bytes, 2);
   const size_t past_end = region_->size() - kBytesPerToken;
-  auto outside = sender_.plane->post_write(*target, past_end, header, payload.data());
+  auto outside = writes(*sender_.plane).post_write(*target, past_end, header, payload.data());
   ASSERT_FALSE(outside);
   EXPECT_EQ(outside.error().code, ErrorCode::kOutOfRange);
 
   sender_.plane->set_block_limits({4, kBytesPerToken, 1 << 20});
   KvBlockHeader lying = block(0, 0, 2);
   lying.payload_bytes += 1;  // disagrees with the token range
-  EXPECT_FALSE(sender_.plane->post_write(*target, 0, lying, payload.data()));
+  EXPECT_FALSE(writes(*sender_.plane).post_write(*target, 0, lying, payload.data()));
   KvBlockHeader flagged = block(0, 0, 2);
   flagged.flags = 1u << 31;
-  EXPECT_FALSE(sender_.plane->post_write(*target, 0, flagged, payload.data()));
-  EXPECT_FALSE(sender_.plane->post_write(*target + 100, 0, block(0, 0, 2), payload.data()));
+  EXPECT_FALSE(writes(*sender_.plane).post_write(*target, 0, flagged, payload.data()));
+  EXPECT_FALSE(writes(*sender_.plane).post_write(*target + 100, 0, block(0, 0, 2), payload.data()));
 }
 
 TEST_F(DirectWriteTest, MalformedOrForeignExposuresAreRefused) {
-  EXPECT_FALSE(sender_.plane->open_target(2, {1, 2, 3}));
-  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  EXPECT_FALSE(writes(*sender_.plane).open_target(2, {1, 2, 3}));
+  auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure);
-  EXPECT_FALSE(sender_.plane->open_target(99, *exposure));  // not a connected peer
+  EXPECT_FALSE(writes(*sender_.plane).open_target(99, *exposure));  // not a connected peer
   auto off = make("off", false);
-  EXPECT_FALSE(off->expose(region_->data(), region_->size(), region_));
+  EXPECT_FALSE(writes(*off).expose(region_->data(), region_->size(), region_));
   ASSERT_TRUE(sender_.plane->connect(3, off->local_address()).is_ok());
-  auto refused = sender_.plane->open_target(3, *exposure);
+  auto refused = writes(*sender_.plane).open_target(3, *exposure);
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, ErrorCode::kUnsupported);
 }
@@ -173,26 +179,26 @@ TEST_F(DirectWriteTest, MalformedOrForeignExposuresAreRefused) {
 TEST_F(DirectWriteTest, ExposedMemoryLivesUntilTheWriterLetsGo) {
   listen(receiver_);
   std::weak_ptr<std::vector<uint8_t>> watch = region_;
-  auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+  auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure);
   region_.reset();  // only the plane holds it now
-  auto target = sender_.plane->open_target(2, *exposure);
+  auto target = writes(*sender_.plane).open_target(2, *exposure);
   ASSERT_TRUE(target);
 
-  receiver_.plane->withdraw(*exposure);
+  writes(*receiver_.plane).withdraw(*exposure);
   receiver_.plane->progress();
   EXPECT_FALSE(watch.expired());  // the writer still has it mapped
-  sender_.plane->close_target(*target);
+  writes(*sender_.plane).close_target(*target);
   ASSERT_TRUE(pump([&] { return watch.expired(); }));
 }
 
 TEST_F(DirectWriteTest, WithdrawnExposureIsReleasedAfterTheGraceWithoutTheWriter) {
   auto receiver = make("quiet receiver", true, 20ms);
   std::weak_ptr<std::vector<uint8_t>> watch = region_;
-  auto exposure = receiver->expose(region_->data(), region_->size(), region_);
+  auto exposure = writes(*receiver).expose(region_->data(), region_->size(), region_);
   ASSERT_TRUE(exposure);
   region_.reset();
-  receiver->withdraw(*exposure);
+  writes(*receiver).withdraw(*exposure);
   receiver->progress();
   EXPECT_FALSE(watch.expired());
   ASSERT_TRUE(pump_until(
@@ -200,9 +206,9 @@ TEST_F(DirectWriteTest, WithdrawnExposureIsReleasedAfterTheGraceWithoutTheWriter
 }
 
 // Host peer memory that counts how often memory is mapped and unmapped.
-class CountingPeerMemory final : public PeerMemory {
+class CountingPeerMemoryAccess final : public PeerMemoryAccess {
  public:
-  CountingPeerMemory(std::unique_ptr<PeerMemory> inner, int& maps, int& unmaps)
+  CountingPeerMemoryAccess(std::unique_ptr<PeerMemoryAccess> inner, int& maps, int& unmaps)
       : inner_(std::move(inner)), maps_(maps), unmaps_(unmaps) {}
   std::string describe() const override { return inner_->describe(); }
   std::vector<uint8_t> identity() const override { return inner_->identity(); }
@@ -224,7 +230,7 @@ class CountingPeerMemory final : public PeerMemory {
   }
 
  private:
-  std::unique_ptr<PeerMemory> inner_;
+  std::unique_ptr<PeerMemoryAccess> inner_;
   int& maps_;
   int& unmaps_;
 };
@@ -236,18 +242,19 @@ TEST_F(DirectWriteTest, ReusedRegionKeepsItsMappingAndIdleMappingsAreBounded) {
   ASSERT_TRUE(inner);
   auto sender = make_direct_write_data_plane(
       std::move(inner).value(),
-      std::make_unique<CountingPeerMemory>(make_host_peer_memory("counting sender"), maps, unmaps),
+      std::make_unique<CountingPeerMemoryAccess>(make_host_peer_memory_access("counting sender"),
+                                                 maps, unmaps),
       {.name = "counting sender"});
   ASSERT_TRUE(sender);
   ASSERT_TRUE((*sender)->connect(2, receiver_.plane->local_address()).is_ok());
   // The same cache exposed for three requests in turn: mapped once.
   for (int request = 0; request < 3; ++request) {
-    auto exposure = receiver_.plane->expose(region_->data(), region_->size(), region_);
+    auto exposure = writes(*receiver_.plane).expose(region_->data(), region_->size(), region_);
     ASSERT_TRUE(exposure);
-    auto target = (*sender)->open_target(2, *exposure);
+    auto target = writes(**sender).open_target(2, *exposure);
     ASSERT_TRUE(target);
-    (*sender)->close_target(*target);
-    receiver_.plane->withdraw(*exposure);
+    writes(**sender).close_target(*target);
+    writes(*receiver_.plane).withdraw(*exposure);
   }
   EXPECT_EQ(maps, 1);
   EXPECT_EQ(unmaps, 0);
@@ -255,11 +262,11 @@ TEST_F(DirectWriteTest, ReusedRegionKeepsItsMappingAndIdleMappingsAreBounded) {
   std::vector<std::shared_ptr<std::vector<uint8_t>>> caches;
   for (int i = 0; i < 8; ++i) {
     caches.push_back(std::make_shared<std::vector<uint8_t>>(4096));
-    auto exposure = receiver_.plane->expose(caches.back()->data(), 4096, caches.back());
+    auto exposure = writes(*receiver_.plane).expose(caches.back()->data(), 4096, caches.back());
     ASSERT_TRUE(exposure);
-    auto target = (*sender)->open_target(2, *exposure);
+    auto target = writes(**sender).open_target(2, *exposure);
     ASSERT_TRUE(target);
-    (*sender)->close_target(*target);
+    writes(**sender).close_target(*target);
   }
   EXPECT_EQ(maps, 9);
   EXPECT_EQ(unmaps, 5);

@@ -1,7 +1,7 @@
 #include "tests/data_plane/test_planes.h"
 
 #include "net/data/direct_write_data_plane.h"
-#include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 #include "net/data/ucx_data_plane.h"
 
 namespace runahead::net::testing {
@@ -21,35 +21,35 @@ void PrintTo(const PlaneKind& kind, std::ostream* out) {
 
 PlaneFactory::PlaneFactory(PlaneKind kind) : kind_(std::move(kind)), hub_(make_loopback_hub()) {}
 
-Result<std::unique_ptr<DataPlane>> PlaneFactory::make(const std::string& name,
+Result<std::unique_ptr<Transport>> PlaneFactory::make(const std::string& name,
                                                       std::chrono::milliseconds send_timeout) {
   RUNAHEAD_ASSIGN_OR_RETURN(auto plane, make_inner(name, send_timeout));
   if (!kind_.direct) return plane;
-  return make_direct_write_data_plane(std::move(plane), make_host_peer_memory(name),
+  return make_direct_write_data_plane(std::move(plane), make_host_peer_memory_access(name),
                                       DirectWriteOptions{.name = name});
 }
 
-Result<std::unique_ptr<DataPlane>> PlaneFactory::make_inner(
+Result<std::unique_ptr<Transport>> PlaneFactory::make_inner(
     const std::string& name, std::chrono::milliseconds send_timeout) {
   if (!kind_.is_ucx()) {
     RUNAHEAD_ASSIGN_OR_RETURN(auto plane,
                               LoopbackDataPlane::create(hub_, LoopbackOptions{.name = name}));
-    return std::unique_ptr<DataPlane>(std::move(plane));
+    return std::unique_ptr<Transport>(std::move(plane));
   }
   UcxDataPlaneOptions options;
   options.name = name;
   options.transports = kind_.transports;
   options.send_timeout = send_timeout;
   RUNAHEAD_ASSIGN_OR_RETURN(auto plane, UcxDataPlane::create(options));
-  return std::unique_ptr<DataPlane>(std::move(plane));
+  return std::unique_ptr<Transport>(std::move(plane));
 }
 
-bool pump_until(const std::vector<DataPlane*>& planes, const std::function<bool()>& done,
+bool pump_until(const std::vector<Transport*>& planes, const std::function<bool()>& done,
                 std::chrono::milliseconds timeout) {
   const auto give_up = std::chrono::steady_clock::now() + timeout;
   while (!done()) {
     if (std::chrono::steady_clock::now() > give_up) return false;
-    for (DataPlane* plane : planes) plane->progress();
+    for (Transport* plane : planes) plane->progress();
   }
   return true;
 }

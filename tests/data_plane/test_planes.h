@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "net/data/data_plane.h"
 #include "net/data/loopback_data_plane.h"
+#include "net/data/transport.h"
 
 namespace runahead::net::testing {
 
@@ -30,12 +30,12 @@ void PrintTo(const PlaneKind& kind, std::ostream* out);
 class PlaneFactory {
  public:
   explicit PlaneFactory(PlaneKind kind);
-  [[nodiscard]] Result<std::unique_ptr<DataPlane>> make(
+  [[nodiscard]] Result<std::unique_ptr<Transport>> make(
       const std::string& name,
       std::chrono::milliseconds send_timeout = std::chrono::milliseconds(5000));
 
  private:
-  [[nodiscard]] Result<std::unique_ptr<DataPlane>> make_inner(
+  [[nodiscard]] Result<std::unique_ptr<Transport>> make_inner(
       const std::string& name, std::chrono::milliseconds send_timeout);
 
   PlaneKind kind_;
@@ -43,7 +43,7 @@ class PlaneFactory {
 };
 
 // Progresses the planes until `done` holds or `timeout` passes; returns whether it held.
-bool pump_until(const std::vector<DataPlane*>& planes, const std::function<bool()>& done,
+bool pump_until(const std::vector<Transport*>& planes, const std::function<bool()>& done,
                 std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
 // Deterministic bytes that differ per (seed, offset).

@@ -65,7 +65,7 @@ class RawUcxPeer {
 
   // Sends one active message and progresses it and the plane until it completes.
   ucs_status_t send(const void* header, size_t header_bytes, const void* payload,
-                    size_t payload_bytes, DataPlane& plane, uint32_t flags = 0) {
+                    size_t payload_bytes, Transport& plane, uint32_t flags = 0) {
     ucp_request_param_t param{};
     param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
     param.flags = flags;

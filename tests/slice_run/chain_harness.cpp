@@ -18,6 +18,7 @@
 #include "net/data/direct_write_data_plane.h"
 #include "net/data/loopback_data_plane.h"
 #include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 
 namespace runahead::testing {
 namespace {
@@ -27,7 +28,7 @@ using namespace std::chrono_literals;
 // A worker's I/O thread: drives its data-plane endpoint and runs posted tasks.
 class IoLoop {
  public:
-  explicit IoLoop(net::DataPlane& plane) : plane_(plane), thread_([this] { loop(); }) {}
+  explicit IoLoop(net::Transport& plane) : plane_(plane), thread_([this] { loop(); }) {}
   ~IoLoop() {
     stop_ = true;
     thread_.join();
@@ -53,7 +54,7 @@ class IoLoop {
     }
   }
 
-  net::DataPlane& plane_;
+  net::Transport& plane_;
   std::mutex mutex_;
   std::deque<std::function<void()>> tasks_;
   std::atomic<SliceRun*> run_{nullptr};
@@ -88,16 +89,16 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
   const auto transformer = [&](size_t i) -> const Transformer& { return *models[i]->transformer; };
   const Transformer& last_transformer = transformer(workers - 1);
   auto hub = net::make_loopback_hub();
-  std::vector<std::unique_ptr<net::DataPlane>> planes;
+  std::vector<std::unique_ptr<net::Transport>> planes;
   for (size_t i = 0; i < workers; ++i) {
     const std::string name = "worker " + std::to_string(i);
     auto plane = net::LoopbackDataPlane::create(hub, {name});
     EXPECT_TRUE(plane);
-    std::unique_ptr<net::DataPlane> endpoint = std::move(plane).value();
+    std::unique_ptr<net::Transport> endpoint = std::move(plane).value();
     // A worker takes direct writes from its predecessor, or makes them, when either is direct.
     if (i < mode.direct_workers || (i > 0 && i - 1 < mode.direct_workers)) {
       auto direct = net::make_direct_write_data_plane(
-          std::move(endpoint), net::make_host_peer_memory(name), {.name = name});
+          std::move(endpoint), net::make_host_peer_memory_access(name), {.name = name});
       EXPECT_TRUE(direct);
       endpoint = std::move(direct).value();
     }
@@ -112,14 +113,16 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
     plan.begin = cuts[i];
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;
-    plan.force_host_staging = mode.staged;
+    // Links not written directly go through host memory in staged mode.
+    const KvRoute sent = mode.staged ? KvRoute::kHostStaged : KvRoute::kSend;
     if (mode.chunk_bytes > 0) plan.staging_chunk_bytes = mode.chunk_bytes;
     if (i + 1 < workers) {
       plan.successor = i + 1;
       EXPECT_TRUE(planes[i]->connect(i + 1, planes[i + 1]->local_address()).is_ok());
-      plan.send_direct = planes[i]->direct_path(planes[i + 1]->local_address());
-      EXPECT_EQ(plan.send_direct, i < mode.direct_workers);
-      plan.hold_sends = plan.send_direct;  // until the successor's cache is known
+      const bool send_direct = net::direct_path(*planes[i], planes[i + 1]->local_address());
+      EXPECT_EQ(send_direct, i < mode.direct_workers);
+      plan.outbound = send_direct ? KvRoute::kDirectWrite : sent;
+      plan.hold_sends = send_direct;  // until the successor's cache is known
       for (size_t later = i + 1; later < workers; ++later) {
         plan.later_workers.push_back(later);
         if (mode.fan_out && later > i + 1) {
@@ -127,7 +130,11 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
         }
       }
     }
-    if (i > 0) plan.receive_direct = planes[i]->direct_path(planes[i - 1]->local_address());
+    if (i > 0) {
+      plan.inbound = net::direct_path(*planes[i], planes[i - 1]->local_address())
+                         ? KvRoute::kDirectWrite
+                         : sent;
+    }
     auto run = SliceRun::create(
         transformer(i), plan, *planes[i],
         [&loops, i](std::function<void()> task) { loops[i]->post(std::move(task)); },
@@ -155,7 +162,7 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
     loops[i]->watch(runs[i].get());
   }
   for (size_t i = 0; i + 1 < workers; ++i) {
-    if (!runs[i]->plan().send_direct) continue;
+    if (runs[i]->plan().outbound != KvRoute::kDirectWrite) continue;
     EXPECT_FALSE(runs[i + 1]->kv_target().empty());
     std::vector<std::vector<uint8_t>> later;
     for (size_t k = i + 1; mode.fan_out && k < workers; ++k) later.push_back(runs[k]->kv_target());

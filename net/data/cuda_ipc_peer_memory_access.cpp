@@ -1,7 +1,7 @@
 // CUDA IPC peer memory: the receiver exports its K/V cache allocation with cudaIpcGetMemHandle,
 // the sender maps it with cudaIpcOpenMemHandle and copies into it on a stream of its own, so the
 // copy engines move K/V over NVLink while the compute stream runs on.
-#include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 
 #ifdef RUNAHEAD_HAVE_CUDA
 
@@ -83,9 +83,9 @@ void CUDART_CB run_host_callback(void* data) {
 constexpr size_t kMinPartBytes = size_t{4} << 20;
 constexpr int kCopyStreams = 4;
 
-class CudaIpcPeerMemory final : public PeerMemory {
+class CudaIpcPeerMemoryAccess final : public PeerMemoryAccess {
  public:
-  static Result<std::unique_ptr<PeerMemory>> create(int device) {
+  static Result<std::unique_ptr<PeerMemoryAccess>> create(int device) {
     const std::string name = "cuda:" + std::to_string(device);
     cudaError_t error = cudaSetDevice(device);
     std::array<char, 32> bus_id{};
@@ -103,11 +103,11 @@ class CudaIpcPeerMemory final : public PeerMemory {
       return make_error(ErrorCode::kDevice,
                         name + ": cannot set up peer copies: " + cuda_error_text(error));
     }
-    return std::unique_ptr<PeerMemory>(
-        new CudaIpcPeerMemory(device, bus_id.data(), std::move(streams)));
+    return std::unique_ptr<PeerMemoryAccess>(
+        new CudaIpcPeerMemoryAccess(device, bus_id.data(), std::move(streams)));
   }
 
-  ~CudaIpcPeerMemory() override {
+  ~CudaIpcPeerMemoryAccess() override {
     cudaSetDevice(device_);
     for (cudaStream_t stream : streams_) {
       cudaStreamSynchronize(stream);
@@ -218,7 +218,7 @@ class CudaIpcPeerMemory final : public PeerMemory {
   }
 
  private:
-  CudaIpcPeerMemory(int device, std::string bus_id, std::vector<cudaStream_t> streams)
+  CudaIpcPeerMemoryAccess(int device, std::string bus_id, std::vector<cudaStream_t> streams)
       : device_(device),
         bus_id_(std::move(bus_id)),
         host_(host_identity()),
@@ -233,8 +233,8 @@ class CudaIpcPeerMemory final : public PeerMemory {
 
 }  // namespace
 
-Result<std::unique_ptr<PeerMemory>> make_cuda_ipc_peer_memory(int device) {
-  return CudaIpcPeerMemory::create(device);
+Result<std::unique_ptr<PeerMemoryAccess>> make_cuda_ipc_peer_memory_access(int device) {
+  return CudaIpcPeerMemoryAccess::create(device);
 }
 
 }  // namespace runahead::net
@@ -243,7 +243,7 @@ Result<std::unique_ptr<PeerMemory>> make_cuda_ipc_peer_memory(int device) {
 
 namespace runahead::net {
 
-Result<std::unique_ptr<PeerMemory>> make_cuda_ipc_peer_memory(int device) {
+Result<std::unique_ptr<PeerMemoryAccess>> make_cuda_ipc_peer_memory_access(int device) {
   return make_error(ErrorCode::kUnsupported,
                     "cuda:" + std::to_string(device) + ": this build of runahead has no CUDA");
 }

@@ -1,26 +1,29 @@
-// The data plane: K/V blocks between workers, behind one small interface.
+// The two-sided data plane: K/V blocks between workers, behind one small interface.
 //
 // A block is the K/V of one layer for a token range of one request (model/kv_cache.h lays it
 // out contiguously). The sender posts it and later checks and releases the send; the receiver
 // resolves each arriving header to a destination in its own cache, so the payload lands there
 // directly, and is told when a block is complete. Implementations: UCX (net/data/ucx_data_plane.h)
-// and an in-process loopback for tests (net/data/loopback_data_plane.h).
+// and an in-process loopback for tests (net/data/loopback_data_plane.h). A transport may also
+// offer one-sided writes into its peers' memory (peer_memory(), net/data/peer_memory.h).
+// Decorators derive from ForwardingTransport (net/data/forwarding_transport.h).
 //
-// Threading: a data plane is driven by one thread (the I/O thread of its worker); none of its
-// methods may be called concurrently.
+// Threading: a transport is driven by one thread (the I/O thread of its worker); none of its
+// methods, nor those of its peer memory, may be called concurrently.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 
 namespace runahead::net {
+
+class PeerMemory;
 
 // Fixed-size header sent in front of every block; validated before any payload is accepted.
 struct KvBlockHeader {
@@ -49,7 +52,7 @@ std::string describe(const KvBlockHeader& header);
 [[nodiscard]] Status validate_block_header(const KvBlockHeader& header, const BlockLimits& limits,
                                            uint64_t payload_bytes_on_wire);
 
-struct DataPlaneCapabilities {
+struct TransportCapabilities {
   std::string transport;           // "ucx:tcp", "ucx:shm", "loopback", ...
   bool device_memory = false;      // can send from / receive into GPU memory directly
   bool zero_copy_receive = false;  // bulk payloads land in the destination without a staging copy
@@ -60,11 +63,11 @@ using SendHandle = uint64_t;
 
 enum class SendState : uint8_t { kInFlight, kDone, kFailed };
 
-class DataPlane {
+class Transport {
  public:
-  virtual ~DataPlane() = default;
+  virtual ~Transport() = default;
 
-  virtual DataPlaneCapabilities capabilities() const = 0;
+  virtual TransportCapabilities capabilities() const = 0;
   // Opaque bytes a peer needs to reach this endpoint (published through the control plane).
   virtual std::vector<uint8_t> local_address() const = 0;
   // The address is untrusted input: a malformed one is refused with kInvalidArgument.
@@ -80,16 +83,18 @@ class DataPlane {
   // receiver's log is the authority.
   [[nodiscard]] virtual Result<SendHandle> post_send(PeerId peer, const KvBlockHeader& header,
                                                      const void* payload) = 0;
+  // Checks a send, or a write of this transport's peer memory.
   virtual SendState check(SendHandle handle, Status* failure = nullptr) = 0;
-  // Forgets a send, normally once check() reported kDone or kFailed. Releasing one in flight
-  // only stops tracking it: the transport may still read the payload until the transfer ends.
+  // Forgets a send (or write), normally once check() reported kDone or kFailed. Releasing one in
+  // flight only stops tracking it: the transport may still read the payload until the transfer
+  // ends.
   virtual void release(SendHandle handle) = 0;
 
   // Receiving: `resolve` maps a header to the destination of its payload (which must hold
   // header.payload_bytes), or refuses it (unknown request, size that disagrees with the plan):
   // the block is dropped and logged, nothing is written. `complete` is called once the payload
   // is in place, or with the reason it never will be. `resolve` runs inside progress() and must
-  // not call into the data plane; `complete` runs after it, also inside progress(), and may
+  // not call into the transport; `complete` runs after it, also inside progress(), and may
   // (e.g. to forward the block).
   using Resolver = std::function<Result<void*>(const KvBlockHeader& header)>;
   using Completion = std::function<void(const KvBlockHeader& header, Status status)>;
@@ -107,40 +112,9 @@ class DataPlane {
   virtual int event_fd() const = 0;
   virtual bool arm() = 0;
 
-  // --- Direct writes into a peer's memory (GPU peer copies between processes of one host) ---
-  // A receiver exposes a region of its device memory; the sender opens it from the exposure's
-  // bytes (passed through the control plane) and posts blocks with a destination offset. The
-  // block is copied device to device, then the receiver is told, with the same header, and its
-  // resolver and completion run as for a sent block (the resolver must name the place the block
-  // was written to). Planes without it answer false and kUnsupported.
-
-  // Whether blocks between this endpoint and the one at `peer_address` can be written
-  // directly. Both ends compute the same answer from each other's address.
-  virtual bool direct_path(const std::vector<uint8_t>& /*peer_address*/) const { return false; }
-  // Receiver: lets a peer write into [base, base + bytes) of device memory. `keep_alive` holds
-  // the memory until withdraw() was called and the writer has let go of it (or a grace period
-  // passed). Returns the bytes a writer opens it with.
-  [[nodiscard]] virtual Result<std::vector<uint8_t>> expose(void* /*base*/, size_t /*bytes*/,
-                                                            std::shared_ptr<void> /*keep_alive*/) {
-    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
-  }
-  // Receiver: no further writes are expected into the exposure named by `exposure` (expose()'s
-  // bytes).
-  virtual void withdraw(const std::vector<uint8_t>& /*exposure*/) {}
-  // Sender: maps the peer's exposure; later writes name it by the returned id.
-  [[nodiscard]] virtual Result<uint64_t> open_target(PeerId /*peer*/,
-                                                     const std::vector<uint8_t>& /*exposure*/) {
-    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
-  }
-  // Sender: writes the block at `offset` bytes into the target, then tells the receiver. The
-  // handle is checked and released like a send's.
-  [[nodiscard]] virtual Result<SendHandle> post_write(uint64_t /*target*/, size_t /*offset*/,
-                                                      const KvBlockHeader& /*header*/,
-                                                      const void* /*payload*/) {
-    return make_error(ErrorCode::kUnsupported, "this data plane has no direct writes");
-  }
-  // Sender: unmaps the target once no write to it is in flight, and tells the receiver.
-  virtual void close_target(uint64_t /*target*/) {}
+  // The one-sided writes into peers' memory this transport offers alongside its sends, or null.
+  // Their handles are checked and released here; progress() drives them too.
+  virtual PeerMemory* peer_memory() { return nullptr; }
 };
 
 }  // namespace runahead::net

@@ -1,4 +1,4 @@
-#include "net/data/data_plane.h"
+#include "net/data/transport.h"
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "net/data/peer_memory.h"
+#include "net/data/peer_memory_access.h"
 
 namespace runahead::net {
 namespace {
@@ -18,9 +18,9 @@ std::vector<uint8_t> process_identity() {
   return identity;
 }
 
-class HostPeerMemory final : public PeerMemory {
+class HostPeerMemoryAccess final : public PeerMemoryAccess {
  public:
-  explicit HostPeerMemory(std::string name) : name_(std::move(name)) {}
+  explicit HostPeerMemoryAccess(std::string name) : name_(std::move(name)) {}
 
   std::string describe() const override { return "host memory " + name_; }
   std::vector<uint8_t> identity() const override { return process_identity(); }
@@ -63,8 +63,8 @@ class HostPeerMemory final : public PeerMemory {
 
 }  // namespace
 
-std::unique_ptr<PeerMemory> make_host_peer_memory(std::string name) {
-  return std::make_unique<HostPeerMemory>(std::move(name));
+std::unique_ptr<PeerMemoryAccess> make_host_peer_memory_access(std::string name) {
+  return std::make_unique<HostPeerMemoryAccess>(std::move(name));
 }
 
 }  // namespace runahead::net
