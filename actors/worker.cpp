@@ -113,7 +113,7 @@ class Worker::Impl {
     // requests of similar length share them.
     kv_caches = std::make_unique<BufferPool>(
         [device](size_t bytes) { return device->allocate(bytes); }, 2, size_t{64} << 20);
-    // Host staging is allocated off the actor's thread (on_assign), which answers heartbeats.
+    // Host staging is allocated off the actor's thread (WorkerCompute), which answers heartbeats.
     context.buffers = SliceBuffers{.host_staging = host_staging.get(),
                                    .kv_caches = kv_caches.get(),
                                    .defer_host_staging = true};

@@ -13,6 +13,7 @@
 #include "actors/compute_queue.h"
 #include "actors/slice_run.h"
 #include "actors/worker.h"
+#include "actors/worker_compute.h"
 #include "model/transformer.h"
 #include "net/control/control_events.h"
 #include "net/data/transport.h"
@@ -39,9 +40,14 @@ struct SliceFinished {
   uint64_t request_id = 0;
   Status status;
 };
+// The last worker of a chain decoded a token on the compute thread; the actor sends it on.
+struct TokenDecoded {
+  net::Token token;
+};
 
-using WorkerMessage = std::variant<net::ControlReceived<net::ToWorker>, net::ControlClosed, Joined,
-                                   IoTask, DataPlaneTick, HeartbeatTick, SliceFinished>;
+using WorkerMessage =
+    std::variant<net::ControlReceived<net::ToWorker>, net::ControlClosed, Joined, IoTask,
+                 DataPlaneTick, HeartbeatTick, SliceFinished, TokenDecoded>;
 
 // What the actor works with; owned by the Worker, alive longer than the actor.
 struct WorkerContext {
@@ -50,7 +56,8 @@ struct WorkerContext {
   net::Transport* data_plane = nullptr;
   ComputeQueue* compute = nullptr;
   uint64_t worker_id = 0;
-  // Thread-safe: sends a message to the coordinator.
+  // Sends a message to the coordinator; the actor is the only caller, so that everything the
+  // coordinator hears from this worker leaves in one order through one path.
   std::function<Status(const net::ToCoordinator&)> send_to_coordinator;
   // The coordinator connection closed; the worker stops with `reason`.
   std::function<void(Status reason)> on_coordinator_lost;
@@ -79,6 +86,14 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
   void on_start_slice(const net::StartSlice& start);
   void on_cancel(const net::Cancel& cancel);
   void on_slice_finished(const SliceFinished& finished);
+  void on_token_decoded(TokenDecoded& decoded);
+  // Sends `ready` once the run can receive: at once, or after its host staging copy is
+  // allocated off this thread.
+  void announce_ready(const std::shared_ptr<SliceRun>& run, net::SliceReady ready);
+  // Fails the request with `why`, naming this worker and the request.
+  void refuse(uint64_t request_id, const Status& why);
+  // Connects the data plane to `peer` unless it is already, at that address.
+  [[nodiscard]] Status connect_peer(uint64_t request_id, const net::ChainMember& peer);
   void drive_data_plane();
   void wait_for_data_plane_event();
   void fail_request(uint64_t request_id, const Status& status);
@@ -91,8 +106,7 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
   std::unique_ptr<asio::posix::stream_descriptor> event_fd_;
   bool waiting_for_event_ = false;
   bool fast_tick_armed_ = false;
-  // Touched by compute jobs only (one at a time, on the compute thread).
-  std::shared_ptr<Workspace> workspace_;
+  std::unique_ptr<WorkerCompute> compute_;  // created in on_start()
 };
 
 }  // namespace runahead

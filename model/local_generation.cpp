@@ -4,6 +4,8 @@
 #include <chrono>
 #include <string>
 
+#include "model/decode_loop.h"
+
 namespace runahead {
 
 std::vector<int64_t> even_split(int64_t tokens, int slices) {
@@ -58,52 +60,35 @@ Result<LocalGenerationResult> generate_local(const Transformer& transformer,
   Backend& backend = transformer.backend();
   RUNAHEAD_ASSIGN_OR_RETURN(KvCache cache, KvCache::create(backend, c, total));
   RUNAHEAD_ASSIGN_OR_RETURN(Workspace ws, transformer.make_workspace(widest));
-  auto choose = [&](std::span<const float> logits) {
-    return options.choose ? options.choose(logits) : argmax(logits);
+  LocalGenerationResult result;
+  Clock::time_point start;  // prompt in
+  Clock::time_point first;  // first token out
+  DecodeOptions decode;
+  decode.max_new_tokens = options.max_new_tokens;
+  decode.stop_token = options.stop_token;
+  decode.top_logprobs = options.top_logprobs;
+  decode.choose = options.choose;
+  decode.logits_first_token = true;  // the result reports them
+  decode.on_token = [&](DecodedToken decoded) -> Result<AfterToken> {
+    if (decoded.index == 0) {
+      result.first_token = decoded.token;
+      result.first_logits.assign(decoded.logits.begin(), decoded.logits.end());
+      first = Clock::now();
+      result.ttft_seconds = std::chrono::duration<double>(first - start).count();
+    }
+    if (decoded.logprobs) result.logprobs.push_back(std::move(*decoded.logprobs));
+    result.tokens.push_back(decoded.token);
+    const bool go_on = !options.on_token || options.on_token(decoded.token);
+    return go_on ? AfterToken::kContinue : AfterToken::kStop;
   };
 
-  LocalGenerationResult result;
-  // Of the raw logits, before `choose` transforms anything.
-  auto record = [&](std::span<const float> logits, int32_t token) -> Status {
-    if (options.top_logprobs == 0) return Status::ok();
-    RUNAHEAD_ASSIGN_OR_RETURN(PositionLogprobs position,
-                              position_logprobs(logits, token, options.top_logprobs));
-    result.logprobs.push_back(std::move(position));
-    return Status::ok();
-  };
-  const auto start = Clock::now();
+  start = Clock::now();
   for (size_t i = 0; i + 1 < cuts.size(); ++i) {
     RUNAHEAD_RETURN_IF_ERROR(transformer.prefill_slice(
         prompt.subspan(static_cast<size_t>(cuts[i]), static_cast<size_t>(cuts[i + 1] - cuts[i])),
         cuts[i], ws, cache));
   }
-  RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, result.first_logits));
-  result.first_token = choose(result.first_logits);
-  RUNAHEAD_RETURN_IF_ERROR(record(result.first_logits, result.first_token));
-  const auto first = Clock::now();
-  result.ttft_seconds = std::chrono::duration<double>(first - start).count();
-  result.tokens.push_back(result.first_token);
-  bool go_on = !options.on_token || options.on_token(result.first_token);
-
-  std::vector<float> logits;
-  int32_t token = result.first_token;
-  for (int64_t position = prompt_tokens;
-       go_on && position < total &&
-       static_cast<int>(result.tokens.size()) < options.max_new_tokens &&
-       token != options.stop_token;
-       ++position) {
-    RUNAHEAD_RETURN_IF_ERROR(
-        transformer.prefill_slice(std::span<const int32_t>(&token, 1), position, ws, cache));
-    if (options.choose || options.top_logprobs != 0) {
-      RUNAHEAD_RETURN_IF_ERROR(transformer.last_token_logits(ws, logits));
-      token = choose(logits);
-      RUNAHEAD_RETURN_IF_ERROR(record(logits, token));
-    } else {  // greedy: only the index leaves the backend
-      RUNAHEAD_ASSIGN_OR_RETURN(token, transformer.last_token_argmax(ws));
-    }
-    result.tokens.push_back(token);
-    go_on = !options.on_token || options.on_token(token);
-  }
+  RUNAHEAD_RETURN_IF_ERROR(decode_tokens(transformer, ws, cache, prompt_tokens, std::move(decode)));
   result.decode_seconds = std::chrono::duration<double>(Clock::now() - first).count();
   return result;
 }
