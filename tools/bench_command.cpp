@@ -21,6 +21,7 @@
 #include "runahead/coordinator.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
+#include "tools/coordinator_flags.h"
 #include "tools/local_cluster.h"
 
 namespace runahead::cli {
@@ -111,7 +112,7 @@ int run_bench(const BenchOptions& options) {
           "from runahead calibrate --search-lengths)");
     }
   }
-  auto config = model_config(options.cluster.model);
+  auto config = model_config(options.cluster.worker.model);
   if (!config) return fail(config.error().message);
   for (int64_t tokens : options.tokens) {
     if (tokens < options.cluster.workers || tokens > config->max_positions) {
@@ -132,7 +133,7 @@ int run_bench(const BenchOptions& options) {
   if (!cluster) return fail(cluster.error().message);
   Coordinator& coordinator = (*cluster)->coordinator();
 
-  const std::string& model = options.cluster.model;
+  const std::string& model = options.cluster.worker.model;
   const std::string model_label =
       is_random_model_path(model) ? model.substr(model.find(':') + 1) : config->architecture_name;
   std::mt19937_64 random(options.seed);
@@ -244,20 +245,7 @@ void add_bench_command(CLI::App& app) {
       "Time-to-first-token sweeps on a cluster on this machine (worker i on GPU i with "
       "--device cuda): context lengths x schemes, warm-up runs first; CSV rows and a summary "
       "with model FLOPs utilization and the speedup over one worker.");
-  command->add_option("--workers", options->cluster.workers, "worker processes")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  command
-      ->add_option("--model", options->cluster.model,
-                   "checkpoint directory, .gguf file or random:PRESET")
-      ->required();
-  command->add_option("--device", options->cluster.device, "cpu or cuda (worker i on GPU i)")
-      ->capture_default_str();
-  command->add_option("--transports", options->cluster.transports,
-                      "UCX transports for K/V (e.g. tcp); empty lets UCX choose");
-  command->add_flag_callback(
-      "--no-peer-copy", [options] { options->cluster.peer_copy = false; },
-      "send K/V between GPUs through UCX (staged through host memory), not GPU to GPU");
+  add_local_cluster_flags(command, options->cluster);
   command->add_option("--tokens", options->tokens, "context lengths, comma-separated")
       ->delimiter(',')
       ->capture_default_str();
@@ -274,34 +262,6 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--link", options->link, "label of the link condition in the CSV")
       ->capture_default_str();
   command
-      ->add_option_function<std::string>(
-          "--link-gbps",
-          [options](const std::string& rate) {
-            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
-                                                      {"--link-gbps", rate});
-          },
-          "emulate a slower link between the workers: K/V capped at this many GB/s")
-      ->check(CLI::NonNegativeNumber);
-  command
-      ->add_option_function<std::string>(
-          "--staging-chunk-mib",
-          [options](const std::string& mib) {
-            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
-                                                      {"--staging-chunk-mib", mib});
-          },
-          "K/V staged through host memory moves in chunks of this many MiB (0: whole blocks; "
-          "default 4)")
-      ->check(CLI::Range(0.0, 4096.0));
-  command
-      ->add_option_function<std::string>(
-          "--link-jitter-ms",
-          [options](const std::string& ms) {
-            options->cluster.extra_worker_args.insert(options->cluster.extra_worker_args.end(),
-                                                      {"--link-jitter-ms", ms});
-          },
-          "emulate a noisy link: each K/V block delayed by up to this many ms")
-      ->check(CLI::NonNegativeNumber);
-  command
       ->add_option("--peak-tflops", options->peak_tflops,
                    "peak dense TFLOP/s of one device, for utilization")
       ->capture_default_str();
@@ -311,13 +271,7 @@ void add_bench_command(CLI::App& app) {
                    "before timing each length, generate this many tokens greedily from one "
                    "prompt with every scheme and fail unless they equal one worker's")
       ->check(CLI::NonNegativeNumber);
-  command->add_option("--profile", options->cluster.coordinator.profile_path,
-                      "calibration profile (runahead calibrate --out): the balanced partition "
-                      "then includes transfer costs; kvr-searched uses its measured table");
-  command
-      ->add_option("--startup-timeout", options->cluster.startup_timeout_s,
-                   "seconds the workers have to load the model and join")
-      ->capture_default_str();
+  add_coordinator_flags(command, options->cluster.coordinator, CoordinatorFlagScope::kProfile);
   command->callback([options] {
     block_termination_signals();
     const int code = run_bench(*options);

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "tools/worker_flags.h"
+
 namespace runahead::cli {
 namespace {
 
@@ -21,6 +23,17 @@ std::string self_executable() {
 }
 
 }  // namespace
+
+void add_local_cluster_flags(CLI::App* command, LocalClusterOptions& options) {
+  command->add_option("--workers", options.workers, "worker processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  add_worker_flags(command, options.worker, WorkerFlagScope::kLocalCluster);
+  command
+      ->add_option("--startup-timeout", options.startup_timeout_s,
+                   "seconds the workers have to load the model and join")
+      ->capture_default_str();
+}
 
 Result<std::unique_ptr<LocalCluster>> LocalCluster::start(LocalClusterOptions options) {
   if (options.workers < 1) {
@@ -52,24 +65,19 @@ LocalCluster::~LocalCluster() {
 
 Status LocalCluster::spawn(const LocalClusterOptions& options) {
   const std::string executable = self_executable();
+  const bool on_cpu = options.worker.device == "cpu";
   for (int i = 0; i < options.workers; ++i) {
-    std::string device = options.device;
-    if (device == "cuda") device = "cuda:" + std::to_string(i);
-    std::vector<std::string> args = {
-        executable, "worker", "--coordinator", coordinator_->address(), "--model", options.model,
-        "--device", device,   "--name",        "w" + std::to_string(i)};
-    if (options.device == "cpu") {
+    WorkerOptions worker = options.worker;
+    worker.coordinator = coordinator_->address();
+    worker.name = "w" + std::to_string(i);
+    if (worker.device == "cuda") worker.device = "cuda:" + std::to_string(i);
+    if (on_cpu && worker.cpu_threads == 0) {
       // The workers share this machine's cores.
       const long cores = sysconf(_SC_NPROCESSORS_ONLN);
-      args.push_back("--threads");
-      args.push_back(std::to_string(std::max<long>(1, cores / options.workers)));
+      worker.cpu_threads = static_cast<int>(std::max<long>(1, cores / options.workers));
     }
-    if (!options.transports.empty()) {
-      args.push_back("--transports");
-      args.push_back(options.transports);
-    }
-    if (!options.peer_copy) args.push_back("--no-peer-copy");
-    args.insert(args.end(), options.extra_worker_args.begin(), options.extra_worker_args.end());
+    std::vector<std::string> args = {executable, "worker"};
+    for (std::string& arg : worker_arguments(worker)) args.push_back(std::move(arg));
     const pid_t pid = fork();
     if (pid < 0)
       return make_error(ErrorCode::kUnavailable, "cannot start worker w" + std::to_string(i));
@@ -79,7 +87,7 @@ Status LocalCluster::spawn(const LocalClusterOptions& options) {
       sigemptyset(&set);
       pthread_sigmask(SIG_SETMASK, &set, nullptr);
       // CPU workers share the cores: idle OpenMP threads must sleep, not spin.
-      if (options.device == "cpu") setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+      if (on_cpu) setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
       std::vector<char*> argv;
       for (std::string& arg : args) argv.push_back(arg.data());
       argv.push_back(nullptr);

@@ -1,6 +1,6 @@
 // A whole cluster on this machine: a coordinator in this process and worker processes (this
 // binary's `worker` subcommand; worker i on GPU i with device "cuda"). Used by `runahead local`
-// and `runahead bench`.
+// and `runahead bench`, which share its flags.
 #pragma once
 
 #include <sys/types.h>
@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "actors/worker.h"
 #include "core/status.h"
 #include "runahead/coordinator.h"
 
@@ -17,14 +20,17 @@ namespace runahead::cli {
 
 struct LocalClusterOptions {
   int workers = 2;
-  std::string model;
-  std::string device = "cpu";  // cpu, or cuda: worker i on GPU i
-  std::string transports;      // UCX_TLS of the workers' data planes; empty: UCX chooses
-  bool peer_copy = true;       // GPU to GPU K/V copies between the workers (CUDA IPC)
-  std::vector<std::string> extra_worker_args;
+  // What every worker gets. Device "cuda" puts worker i on GPU i; the coordinator's address,
+  // the names (w0, w1, ...) and, on the CPU, a share of the cores (unless cpu_threads is set)
+  // are filled in per worker.
+  WorkerOptions worker;
   int64_t startup_timeout_s = 300;
   CoordinatorConfig coordinator;
 };
+
+// --workers, the workers' flags (WorkerFlagScope::kLocalCluster) and --startup-timeout; the
+// coordinator's flags are the command's to choose.
+void add_local_cluster_flags(CLI::App* command, LocalClusterOptions& options);
 
 class LocalCluster {
  public:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarizes nvidia-smi samples (deploy/gpu/run_on_device.sh power): SM clock and power while
+"""Summarizes nvidia-smi samples (deploy/gpu/gpu.sh run power): SM clock and power while
 the GPU works (samples above 300 W), and the clock event reasons seen (0x4: software power cap).
 Usage: power_summary.py SAMPLES.csv [...]"""
 import csv
