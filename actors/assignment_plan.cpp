@@ -97,8 +97,7 @@ Result<AssignmentPlan> plan_assignment(const net::AssignSlice& assign, uint64_t 
     const net::ChainMember& next = assign.chain[index + 1];
     slice.successor = next.worker_id;
     slice.hold_sends = true;  // until StartSlice: the successor may not know the request yet
-    slice.outbound =
-        direct_path(next.data_plane_address) ? KvRoute::kDirectWrite : KvRoute::kSend;
+    slice.outbound = direct_path(next.data_plane_address) ? KvRoute::kDirectWrite : KvRoute::kSend;
     for (size_t i = index + 1; i < workers; ++i) {
       slice.later_workers.push_back(assign.chain[i].worker_id);
       // Later ones only for fan-out.

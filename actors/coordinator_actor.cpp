@@ -132,8 +132,8 @@ Status send_over(net::ControlServer& server, net::ConnectionId connection, const
   Status sent = server.send(connection, message);
   if (!sent.is_ok()) {
     logger("coordinator")
-        ->warn("cannot send {} to {}: {}", net::message_kind_name(message),
-               server.peer(connection), sent.to_string());
+        ->warn("cannot send {} to {}: {}", net::message_kind_name(message), server.peer(connection),
+               sent.to_string());
   }
   return sent;
 }

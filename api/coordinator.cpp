@@ -25,8 +25,9 @@ class Coordinator::Impl {
       return make_error(ErrorCode::kUnavailable, "the coordinator is not running");
     });
     auto listening = net::ControlServer::listen(
-        system.io(), config.listen,
-        [deliver](net::ControlEvent<net::ToCoordinator> event) { return (*deliver)(std::move(event)); });
+        system.io(), config.listen, [deliver](net::ControlEvent<net::ToCoordinator> event) {
+          return (*deliver)(std::move(event));
+        });
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);

@@ -71,8 +71,8 @@ TEST(AssignmentPlanTest, AMiddleWorkerComputesItsRowsAndForwardsToItsSuccessor) 
   ASSERT_TRUE(slice.successor.has_value());
   EXPECT_EQ(*slice.successor, assign.chain[2].worker_id);
   EXPECT_TRUE(slice.hold_sends);
-  EXPECT_FALSE(slice.send_direct);
-  EXPECT_FALSE(slice.receive_direct);
+  EXPECT_EQ(slice.outbound, KvRoute::kSend);
+  EXPECT_EQ(slice.inbound, KvRoute::kSend);
   EXPECT_EQ(slice.later_workers, std::vector<net::PeerId>{assign.chain[2].worker_id});
   EXPECT_FALSE(planned->direct_to_all);
   ASSERT_EQ(planned->connect.size(), 1u);
@@ -89,8 +89,8 @@ TEST(AssignmentPlanTest, OnlyFanOutConnectsToWorkersPastTheSuccessor) {
   auto partly = plan(assign, reaching({before, next}));
   ASSERT_TRUE(partly.is_ok());
   EXPECT_FALSE(partly->direct_to_all);
-  EXPECT_TRUE(partly->slice.send_direct);
-  EXPECT_TRUE(partly->slice.receive_direct);
+  EXPECT_EQ(partly->slice.outbound, KvRoute::kDirectWrite);
+  EXPECT_EQ(partly->slice.inbound, KvRoute::kDirectWrite);
   EXPECT_EQ(partly->slice.later_workers, (std::vector<net::PeerId>{next, after}));
   ASSERT_EQ(partly->connect.size(), 1u);
   EXPECT_EQ(partly->connect[0].worker_id, next);
@@ -107,15 +107,15 @@ TEST(AssignmentPlanTest, TheFirstWorkerReceivesNothing) {
   auto planned = plan(assignment(0, 2), reaching({101}));
   ASSERT_TRUE(planned.is_ok());
   EXPECT_EQ(planned->slice.begin, 0);
-  EXPECT_FALSE(planned->slice.receive_direct);
-  EXPECT_TRUE(planned->slice.send_direct);
+  EXPECT_EQ(planned->slice.inbound, KvRoute::kSend);
+  EXPECT_EQ(planned->slice.outbound, KvRoute::kDirectWrite);
   EXPECT_TRUE(planned->direct_to_all);
 }
 
 TEST(AssignmentPlanTest, TheLastWorkerDecodesOnACacheForEveryTokenButTheLast) {
   net::AssignSlice assign = assignment(2, 3);
-  assign.sampling = net::SamplingParams{
-      .temperature = 0.5f, .top_k = 7, .top_p = 0.9f, .seed = 99, .repetition_penalty = 1.2f};
+  assign.sampling = SamplingOptions{
+      .temperature = 0.5f, .top_k = 7, .top_p = 0.9f, .repetition_penalty = 1.2f, .seed = 99};
   assign.top_logprobs = 3;
   assign.return_logits = true;
   auto planned = plan(assign, reaching({100, 101}));
@@ -124,7 +124,7 @@ TEST(AssignmentPlanTest, TheLastWorkerDecodesOnACacheForEveryTokenButTheLast) {
   EXPECT_FALSE(planned->slice.hold_sends);
   EXPECT_TRUE(planned->slice.later_workers.empty());
   EXPECT_TRUE(planned->connect.empty());
-  EXPECT_TRUE(planned->slice.receive_direct);
+  EXPECT_EQ(planned->slice.inbound, KvRoute::kDirectWrite);
   EXPECT_TRUE(planned->direct_to_all);
   EXPECT_EQ(planned->slice.cache_tokens, 120 + 16 - 1);
   ASSERT_TRUE(planned->decode.has_value());

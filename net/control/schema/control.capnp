@@ -1,6 +1,6 @@
 # The control plane: every message between clients, the coordinator and workers is one
 # Envelope, sent as a length-framed Cap'n Proto message over TCP (net/control/frame.h).
-# Bulk tensors never travel here: K/V blocks go over the data plane (net/data/data_plane.h).
+# Bulk tensors never travel here: K/V blocks go over the data plane (net/data/transport.h).
 #
 # The Envelope names the direction of its message: the handshake (Hello to the coordinator,
 # HelloAck back), then ToCoordinator (from a worker or a client), ToWorker or ToClient (from
@@ -46,7 +46,7 @@ enum ErrorCode {
 struct WorkerInfo {
   # What a worker says of itself when it joins. Part of Hello: its layout stays as it is.
   unusedListenAddress @0 :Text;  # never set since version 3; kept for Hello's layout
-  dataPlaneAddress @1 :Data;     # opaque DataPlane::local_address() bytes
+  dataPlaneAddress @1 :Data;     # opaque Transport::local_address() bytes
   backend @2 :Text;              # "cpu", "cuda:0", ...
   freeMemoryBytes @3 :UInt64;
   modelHash @4 :Text;            # hash of weights and config; must match the coordinator's
