@@ -56,6 +56,21 @@ ModelConfig mini_llama() {
   return c;
 }
 
+// A context of 128k positions with almost no work per position: long prompts through the
+// command line and the cluster on CPUs.
+ModelConfig long_tiny_llama() {
+  ModelConfig c = tiny_llama();
+  c.architecture_name = "long-tiny-llama";
+  c.n_layers = 1;
+  c.hidden = 16;
+  c.n_heads = 2;
+  c.n_kv_heads = 1;
+  c.head_dim = 8;
+  c.ffn_hidden = 24;
+  c.max_positions = 131072;
+  return c;
+}
+
 ModelConfig llama2_7b() {
   ModelConfig c;
   c.architecture_name = "llama2-7b";
@@ -245,13 +260,15 @@ class InPlaceGenerator {
 }  // namespace
 
 std::vector<std::string> model_presets() {
-  return {"tiny-llama", "tiny-falcon", "mini-llama", "llama2-7b", "llama3-8b", "falcon-7b"};
+  return {"tiny-llama", "tiny-falcon", "mini-llama", "long-tiny-llama",
+          "llama2-7b",  "llama3-8b",   "falcon-7b"};
 }
 
 Result<ModelConfig> preset_config(const std::string& name) {
   if (name == "tiny-llama") return tiny_llama();
   if (name == "tiny-falcon") return tiny_falcon();
   if (name == "mini-llama") return mini_llama();
+  if (name == "long-tiny-llama") return long_tiny_llama();
   if (name == "llama2-7b") return llama2_7b();
   if (name == "llama3-8b") return llama3_8b();
   if (name == "falcon-7b") return falcon_7b();

@@ -16,13 +16,19 @@
 #include "model/random_model.h"
 #include "text/chat_template.h"
 #include "text/text_stream.h"
+#include "tools/prompt_files.h"
 
 namespace runahead::cli {
 
 void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokenizer_option) {
   command->add_option("--prompt", input.prompt, "prompt text (through the model's tokenizer)");
+  command->add_option("--prompt-file", input.prompt_file,
+                      "prompt text from a file, - for standard input (no 128 KiB argument cap)");
   command->add_option("--tokens", input.tokens, "prompt token ids, comma-separated")
       ->delimiter(',');
+  command->add_option("--tokens-file", input.tokens_file,
+                      "prompt token ids from a file (separated by commas or white space), - for "
+                      "standard input");
   if (with_tokenizer_option) {
     command->add_option("--tokenizer", input.tokenizer,
                         "where the tokenizer comes from: a .gguf, tokenizer.json, "
@@ -60,16 +66,30 @@ Result<std::string> chat_template_of(const std::string& model) {
 }  // namespace
 
 Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::string& model) {
-  if (input.tokens.empty() == input.prompt.empty()) {
+  const int sources = int{!input.prompt.empty()} + int{!input.prompt_file.empty()} +
+                      int{!input.tokens.empty()} + int{!input.tokens_file.empty()};
+  if (sources != 1) {
     return make_error(ErrorCode::kInvalidArgument,
-                      "give the prompt either as --prompt TEXT or as --tokens IDS");
-  }
-  if (input.chat && input.prompt.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "--chat needs --prompt");
+                      "give the prompt one way: --prompt TEXT, --prompt-file PATH, --tokens IDS or "
+                      "--tokens-file PATH");
   }
   PreparedPrompt prepared;
+  std::string prompt_text = input.prompt;
+  if (!input.prompt_file.empty()) {
+    RUNAHEAD_ASSIGN_OR_RETURN(prompt_text, read_prompt_text(input.prompt_file));
+    if (prompt_text.empty()) {
+      return make_error(ErrorCode::kInvalidArgument, input.prompt_file + ": the prompt is empty");
+    }
+  }
+  std::vector<int32_t> ids = input.tokens;
+  if (!input.tokens_file.empty()) {
+    RUNAHEAD_ASSIGN_OR_RETURN(ids, read_token_ids(input.tokens_file));
+  }
+  if (input.chat && prompt_text.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "--chat needs --prompt or --prompt-file");
+  }
   const bool has_model = !model.empty() && model.rfind("random:", 0) != 0;
-  if (!input.tokenizer.empty() || (has_model && !input.prompt.empty())) {
+  if (!input.tokenizer.empty() || (has_model && !prompt_text.empty())) {
     RUNAHEAD_ASSIGN_OR_RETURN(
         prepared.tokenizer,
         text::load_tokenizer(input.tokenizer.empty() ? model : input.tokenizer));
@@ -77,8 +97,8 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
     // Token ids in, text out when the model carries a tokenizer; ids only otherwise.
     if (auto loaded = text::load_tokenizer(model)) prepared.tokenizer = std::move(loaded).value();
   }
-  if (input.prompt.empty()) {
-    prepared.tokens = input.tokens;
+  if (prompt_text.empty()) {
+    prepared.tokens = std::move(ids);
     return prepared;
   }
   if (!prepared.tokenizer) {
@@ -87,7 +107,7 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
                           ? "--prompt needs a tokenizer: name one with --tokenizer PATH"
                           : "--prompt needs a tokenizer: " + model + " has none (use --tokens)");
   }
-  std::string text = input.prompt;
+  std::string text = prompt_text;
   if (input.chat) {
     const std::string source = has_model ? model : input.tokenizer;
     RUNAHEAD_ASSIGN_OR_RETURN(const std::string jinja, chat_template_of(source));
@@ -95,12 +115,13 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
                               text::ChatTemplate::parse(jinja, source + ": chat template"));
     std::vector<text::ChatMessage> messages;
     if (!input.system.empty()) messages.push_back({"system", input.system});
-    messages.push_back({"user", input.prompt});
+    messages.push_back({"user", prompt_text});
     text = chat.apply(messages, true);
   }
   auto encoded = prepared.tokenizer->encode(text);
   if (!encoded) return make_error(encoded.error().code, "the prompt: " + encoded.error().message);
   prepared.tokens = std::move(encoded).value();
+  prepared.text = std::move(prompt_text);
   return prepared;
 }
 

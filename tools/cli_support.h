@@ -22,6 +22,8 @@ namespace runahead::cli {
 struct PromptInput {
   std::string prompt;           // text; needs a tokenizer
   std::vector<int32_t> tokens;  // or ids
+  std::string prompt_file;      // or text from a file ("-": standard input)
+  std::string tokens_file;      // or ids from a file ("-": standard input)
   std::string tokenizer;        // a tokenizer file or model path
   bool chat = false;            // apply the model's chat template
   std::string system;           // system message for --chat
@@ -29,12 +31,15 @@ struct PromptInput {
 
 struct PreparedPrompt {
   std::vector<int32_t> tokens;
+  std::string text;                            // the prompt text as given (empty for ids)
   std::unique_ptr<text::Tokenizer> tokenizer;  // null when the ids came without one
 };
 
-// --prompt, --tokens, --chat, --system; --tokenizer when `with_tokenizer_option`.
+// --prompt, --prompt-file, --tokens, --tokens-file, --chat, --system; --tokenizer when
+// `with_tokenizer_option`.
 void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokenizer_option);
-// Turns the input into ids: `model` supplies the tokenizer unless input.tokenizer names one.
+// Turns the input (exactly one of the four sources) into ids: `model` supplies the tokenizer
+// unless input.tokenizer names one.
 [[nodiscard]] Result<PreparedPrompt> prepare_prompt(const PromptInput& input,
                                                     const std::string& model);
 

@@ -22,12 +22,8 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
-  std::string tokenizer;  // defaults to the model's own
+  PromptInput input;  // the tokenizer defaults to the model's own
   std::string device = "cpu";
-  std::vector<int32_t> tokens;
-  std::string prompt;
-  bool chat = false;
-  std::string system;
   int slices = 1;
   int max_new_tokens = 16;
   SamplingOptions sampling;
@@ -65,15 +61,11 @@ void run_generate(const GenerateOptions& options) {
   if (!sampling_ok) fail(sampling_ok.message());
   Status logits_ok = check_logits_options(options.logits, options.json, 0, 0);
   if (!logits_ok) fail(logits_ok.message());
-  PromptInput input{.prompt = options.prompt,
-                    .tokens = options.tokens,
-                    .tokenizer = options.tokenizer,
-                    .chat = options.chat,
-                    .system = options.system};
-  auto prepared = prepare_prompt(input, options.model);
+  auto prepared = prepare_prompt(options.input, options.model);
   if (!prepared) fail(prepared.error().message);
   const std::vector<int32_t> prompt = std::move(prepared->tokens);
   const std::unique_ptr<text::Tokenizer> tokenizer = std::move(prepared->tokenizer);
+  const std::string prompt_text = std::move(prepared->text);
 
   // A random model's weights are generated on the backend below (on the GPU itself with CUDA).
   const bool random = is_random_model_path(options.model);
@@ -169,7 +161,7 @@ void run_generate(const GenerateOptions& options) {
     return !stopped;
   };
   // A completion continues the prompt on screen; a chat reply stands on its own.
-  if (print_stream && !options.chat) std::cout << options.prompt << std::flush;
+  if (print_stream && !options.input.chat) std::cout << prompt_text << std::flush;
   auto result = generate_local(transformer, prompt, generation);
   if (!result) fail(result.error().message);
   if (stream && !stopped) {
@@ -230,16 +222,10 @@ void add_generate_command(CLI::App& app) {
   command
       ->add_option("--model", options->model,
                    "Hugging Face checkpoint directory, .gguf file, or random:PRESET "
-                   "(tiny-llama, tiny-falcon, mini-llama, llama2-7b, llama3-8b, falcon-7b)")
+                   "(tiny-llama, tiny-falcon, mini-llama, long-tiny-llama, llama2-7b, llama3-8b, "
+                   "falcon-7b)")
       ->required();
-  command->add_option("--prompt", options->prompt, "prompt text (needs a tokenizer)");
-  command->add_option("--tokens", options->tokens, "prompt token ids, comma-separated")
-      ->delimiter(',');
-  command->add_option("--tokenizer", options->tokenizer,
-                      "tokenizer.json, tokenizer.model or .gguf (default: the model's own)");
-  command->add_flag("--chat", options->chat,
-                    "wrap --prompt as a user turn in the model's chat template (ChatML)");
-  command->add_option("--system", options->system, "system message for --chat");
+  add_prompt_options(command, options->input, /*with_tokenizer_option=*/true);
   command->add_option("--device", options->device, "cpu, cuda or cuda:N")->capture_default_str();
   command->add_option("--slices", options->slices, "slices the prompt is prefilled in")
       ->capture_default_str()

@@ -53,8 +53,7 @@ int run_local(const LocalOptions& options) {
   request.top_logprobs = options.logits.top_logprobs();
   request.return_logits = options.logits.first_logits();
   request.ignore_eos = options.logits.ignore_eos;
-  OutcomePrinter printer(prompt->tokenizer.get(), options.json, !options.input.chat,
-                         options.input.prompt);
+  OutcomePrinter printer(prompt->tokenizer.get(), options.json, !options.input.chat, prompt->text);
   printer.show_logits(options.logits);
   auto handle = coordinator.submit(request, printer.callback());
   const int code = printer.finish(handle ? handle->result() : Result<RequestResult>(handle.error()),

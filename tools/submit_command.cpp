@@ -55,7 +55,7 @@ void add_submit_command(CLI::App& app) {
     options->request.return_logits = options->logits.first_logits();
     options->request.ignore_eos = options->logits.ignore_eos;
     OutcomePrinter printer(prompt->tokenizer.get(), options->json, !options->input.chat,
-                           options->input.prompt);
+                           prompt->text);
     printer.show_logits(options->logits);
     auto handle = (*client)->submit(options->request, printer.callback());
     const int code = printer.finish(
