@@ -288,8 +288,9 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
                    model_hash_, hello.name);
       }
       if (hello.worker.model_hash != model_hash_) {
-        return refuse("worker " + hello.name + " (" + server_->peer(connection) + ") runs model " +
-                      hello.worker.model_hash + ", the cluster runs model " + model_hash_ +
+        // peer() names the worker and its address once its Hello is read.
+        return refuse(server_->peer(connection) + " runs model " + hello.worker.model_hash +
+                      ", the cluster runs model " + model_hash_ +
                       (options_.adopt_first_model ? " (adopted from its first worker)"
                                                   : " (from " + options_.model_source + ")"));
       }

@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -194,7 +195,18 @@ std::string tree_sha256_hex(std::span<const uint8_t> bytes, unsigned threads) {
   return sha256_hex(root);
 }
 
+namespace {
+
+int64_t wall_clock_ns() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
+}
+
+}  // namespace
+
 Result<FileDigest> file_tree_sha256(const std::string& path, const FileDigestOptions& options) {
+  const int64_t started_ns = wall_clock_ns();
   RUNAHEAD_ASSIGN_OR_RETURN(const FileIdentity before, identify(path));
   const bool cached = options.use_cache && before.size >= options.min_cached_bytes;
   const fs::path beside = record_beside(before);
@@ -211,10 +223,12 @@ Result<FileDigest> file_tree_sha256(const std::string& path, const FileDigestOpt
                  .size = mapped->size(),
                  .from_cache = false};
   if (cached) {
-    // Only a file that did not change while it was read gets a record.
+    // Only a file that did not change while it was read, nor just before, gets a record.
+    const int64_t settled_ns = started_ns - options.racy_window_ms * 1000000;
     auto after = identify(path);
-    if (after && *after == before && out.size == before.size &&
-        !write_record(beside, before, out.hex) && !write_record(elsewhere, before, out.hex)) {
+    if (after && *after == before && out.size == before.size && before.mtime_ns < settled_ns &&
+        before.ctime_ns < settled_ns && !write_record(beside, before, out.hex) &&
+        !write_record(elsewhere, before, out.hex)) {
       logger("model")->warn("{}: cannot write a digest record beside it or under {}", path,
                             elsewhere.parent_path().string());
     }

@@ -7,8 +7,10 @@
 //
 // The cache record of a file is a hint, keyed by the file's absolute path, size, modification
 // and status-change times (ns), inode and device: when any differs, the file is hashed again and
-// the record rewritten. It lives beside the file (".NAME.runahead-digest.json") where that folder
-// is writable, else under $XDG_CACHE_HOME/runahead (or ~/.cache/runahead).
+// the record rewritten. A file modified within FileDigestOptions::racy_window_ms of being hashed
+// gets no record (its times might not move on a further change). It lives beside the file
+// (".NAME.runahead-digest.json") where that folder is writable, else under $XDG_CACHE_HOME/runahead
+// (or ~/.cache/runahead).
 #pragma once
 
 #include <array>
@@ -30,6 +32,9 @@ struct FileDigestOptions {
   // else ~/.cache/runahead.
   std::string fallback_cache_dir;
   unsigned threads = 0;  // 0: one per core
+  // A file changed this recently gets no record: a later change within the file system's clock
+  // tick would leave its times as they are, and the record would then describe old bytes.
+  int64_t racy_window_ms = 2000;
 };
 
 struct FileDigest {

@@ -4,6 +4,7 @@
 //
 //   runahead::CoordinatorConfig config;
 //   config.listen = "0.0.0.0:7070";
+//   config.model_path = "/models/llama";  // the model workers must run
 //   auto coordinator = runahead::Coordinator::start(config);
 //   runahead::RequestOptions options;
 //   options.prompt_tokens = ids;
