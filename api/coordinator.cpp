@@ -1,11 +1,13 @@
 #include "runahead/coordinator.h"
 
+#include <chrono>
 #include <future>
 #include <thread>
 
 #include "actors/coordinator_actor.h"
 #include "api/conversions.h"
 #include "api/request_state.h"
+#include "core/log.h"
 #include "model/model_hash.h"
 #include "net/control/control_server.h"
 #include "runtime/actor_system.h"
@@ -24,6 +26,7 @@ Status resolve_expected_model(const CoordinatorConfig& config, CoordinatorOption
   }
   options.model_source = "--model-hash";
   if (!config.model_path.empty()) {
+    const auto started = std::chrono::steady_clock::now();
     auto hashed = model_path_hash(config.model_path);
     if (!hashed) {
       return make_error(hashed.error().code, "coordinator: cannot hash the expected model " +
@@ -35,6 +38,9 @@ Status resolve_expected_model(const CoordinatorConfig& config, CoordinatorOption
                             ", not the expected " + config.expected_model_hash);
     }
     options.expected_model_hash = *hashed;
+    logger("coordinator")
+        ->info("expected model {}: hash {} ({:.2f} s)", config.model_path, *hashed,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
     options.model_source = "--model " + config.model_path;
   }
   if (options.expected_model_hash.empty() && !config.adopt_first_model) {
