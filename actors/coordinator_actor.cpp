@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "model/config.h"
 #include "net/control/control_limits.h"
+#include "planner/claimed_costs.h"
 #include "planner/plan.h"
 #include "runtime/overloaded.h"
 
@@ -106,6 +107,10 @@ Status CoordinatorActor::on_start() {
                       std::string("the coordinator's default partition must be balanced or even, "
                                   "not ") +
                           partition_scheme_name(options_.partition));
+  }
+  if (options_.expected_model_hash.empty() != options_.adopt_first_model) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "the coordinator needs either an expected model hash or adopt_first_model");
   }
   if (!options_.profile_path.empty()) {
     RUNAHEAD_ASSIGN_OR_RETURN(Profile profile, Profile::load(options_.profile_path));
@@ -276,10 +281,23 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
     case net::PeerRole::kWorker: {
       if (hello.worker.model_hash.empty())
         return refuse("worker " + hello.name + " sent no model hash");
-      if (model_hash_.empty()) model_hash_ = hello.worker.model_hash;
+      if (model_hash_.empty()) {  // adopt_first_model
+        model_hash_ = hello.worker.model_hash;
+        logger("coordinator")
+            ->warn("the cluster's model is {}, adopted from worker {} (--adopt-first-model)",
+                   model_hash_, hello.name);
+      }
       if (hello.worker.model_hash != model_hash_) {
-        return refuse("worker " + hello.name + " runs model " + hello.worker.model_hash +
-                      ", the cluster runs " + model_hash_);
+        // peer() names the worker and its address once its Hello is read.
+        return refuse(server_->peer(connection) + " runs model " + hello.worker.model_hash +
+                      ", the cluster runs model " + model_hash_ +
+                      (options_.adopt_first_model ? " (adopted from its first worker)"
+                                                  : " (from " + options_.model_source + ")"));
+      }
+      if (Status claim = check_claimed_cost(
+              {hello.worker.per_token_seconds, hello.worker.per_key_seconds}, hello.name);
+          !claim.is_ok()) {
+        return refuse(claim.message());
       }
       if (workers_.empty()) sliding_window_ = hello.worker.sliding_window;
       auto worker = std::make_unique<WorkerEntry>();

@@ -36,7 +36,11 @@ struct CoordinatorOptions {
   // Prompts shorter than this many tokens per worker use fewer workers (one at the least).
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: every healthy worker
-  std::string expected_model_hash;     // empty: the first worker's hash is the cluster's
+  // The cluster's model (api/include/runahead/coordinator.h): a hash, or, with
+  // adopt_first_model, the first worker's; on_start() refuses neither.
+  std::string expected_model_hash;
+  bool adopt_first_model = false;
+  std::string model_source;  // where the expected hash came from, for refusals
   // A calibration profile (runahead calibrate): its cost model plans balanced requests and its
   // searched partitions plan "searched" ones, while it matches the cluster's model.
   std::string profile_path;

@@ -56,11 +56,19 @@ class Worker::Impl {
       weights = std::make_unique<ModelWeights>(std::move(random.weights));
       hash = std::move(random.hash);
     } else {
+      // Every byte of the checkpoint's files is hashed beside the loading (which reads the same
+      // pages), on all cores, or taken from the files' digest records.
+      const auto hash_started = std::chrono::steady_clock::now();
+      auto hashing =
+          std::async(std::launch::async, [path = options.model] { return model_path_hash(path); });
       RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(options.model));
       RUNAHEAD_ASSIGN_OR_RETURN(backend, make_device());
       RUNAHEAD_ASSIGN_OR_RETURN(ModelWeights uploaded, upload_weights(host, *backend));
       weights = std::make_unique<ModelWeights>(std::move(uploaded));
-      hash = model_hash(host);
+      RUNAHEAD_ASSIGN_OR_RETURN(hash, hashing.get());
+      log->info(
+          "{}: model {} hashed in {:.2f} s (with loading)", options.name, options.model,
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - hash_started).count());
     }  // the backend holds the weights now; the host copy is released
     transformer = std::make_unique<Transformer>(*weights, *backend);
     const int64_t probe_tokens = options.probe_tokens >= 0

@@ -16,6 +16,7 @@ CoordinatorOptions to_coordinator_options(const CoordinatorConfig& config) {
   options.min_tokens_per_worker = config.min_tokens_per_worker;
   options.max_workers_per_request = config.max_workers_per_request;
   options.expected_model_hash = config.expected_model_hash;
+  options.adopt_first_model = config.adopt_first_model;
   options.profile_path = config.profile_path;
   return options;
 }

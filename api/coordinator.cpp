@@ -1,22 +1,71 @@
 #include "runahead/coordinator.h"
 
+#include <chrono>
 #include <future>
 #include <thread>
 
 #include "actors/coordinator_actor.h"
 #include "api/conversions.h"
 #include "api/request_state.h"
+#include "core/log.h"
+#include "model/model_hash.h"
 #include "net/control/control_server.h"
 #include "runtime/actor_system.h"
 
 namespace runahead {
+namespace {
+
+// The cluster's model from the config: a given hash, the hash of a given model, both (which
+// must agree) or, only when asked for, the first worker's.
+Status resolve_expected_model(const CoordinatorConfig& config, CoordinatorOptions& options) {
+  if (!config.expected_model_hash.empty() && !is_model_hash(config.expected_model_hash)) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "coordinator: model hash '" + config.expected_model_hash +
+                          "' is not a model hash (16 or 64 lowercase hex digits, as `runahead "
+                          "status` shows them)");
+  }
+  options.model_source = "--model-hash";
+  if (!config.model_path.empty()) {
+    const auto started = std::chrono::steady_clock::now();
+    auto hashed = model_path_hash(config.model_path);
+    if (!hashed) {
+      return make_error(hashed.error().code, "coordinator: cannot hash the expected model " +
+                                                 config.model_path + ": " + hashed.error().message);
+    }
+    if (!config.expected_model_hash.empty() && *hashed != config.expected_model_hash) {
+      return make_error(ErrorCode::kInvalidArgument,
+                        "coordinator: model " + config.model_path + " has hash " + *hashed +
+                            ", not the expected " + config.expected_model_hash);
+    }
+    options.expected_model_hash = *hashed;
+    logger("coordinator")
+        ->info("expected model {}: hash {} ({:.2f} s)", config.model_path, *hashed,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    options.model_source = "--model " + config.model_path;
+  }
+  if (options.expected_model_hash.empty() && !config.adopt_first_model) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "coordinator: no expected model: give --model PATH (or model_path), "
+                      "--model-hash HASH (expected_model_hash) or, to take whatever model the "
+                      "first worker runs, --adopt-first-model (adopt_first_model)");
+  }
+  if (!options.expected_model_hash.empty() && config.adopt_first_model) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "coordinator: --adopt-first-model and an expected model (" +
+                          options.model_source + ") exclude each other");
+  }
+  return Status::ok();
+}
+
+}  // namespace
 
 class Coordinator::Impl {
  public:
   ~Impl() { shutdown(); }
 
   Status start(const CoordinatorConfig& config) {
-    const CoordinatorOptions options = to_coordinator_options(config);
+    CoordinatorOptions options = to_coordinator_options(config);
+    RUNAHEAD_RETURN_IF_ERROR(resolve_expected_model(config, options));
     // The server first, so that the actor answers through it from its first message on. It
     // delivers to the actor spawned next: nothing is accepted or delivered before the system's
     // threads start, once both exist.

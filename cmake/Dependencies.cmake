@@ -5,6 +5,7 @@ find_package(PkgConfig REQUIRED)
 find_package(fmt REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(nlohmann_json REQUIRED)
+find_package(OpenSSL REQUIRED)  # libcrypto: SHA-256 of model files
 find_package(CLI11 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(CapnProto REQUIRED)

@@ -2,7 +2,7 @@
 // have joined, submits one prompt and prints the first token as soon as it comes, then the
 // streamed continuation and the time to first token.
 //
-//   embedded_coordinator 127.0.0.1:7070 2 1,2,3,4,5,6,7,8
+//   embedded_coordinator 127.0.0.1:7070 2 1,2,3,4,5,6,7,8 random:tiny-llama
 //   runahead worker --coordinator 127.0.0.1:7070 --model random:tiny-llama   # twice
 #include <chrono>
 #include <cstdio>
@@ -14,8 +14,8 @@
 #include <runahead/coordinator.h>
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: %s HOST:PORT WORKERS TOKEN,TOKEN,...\n", argv[0]);
+  if (argc != 5) {
+    std::fprintf(stderr, "usage: %s HOST:PORT WORKERS TOKEN,TOKEN,... MODEL\n", argv[0]);
     return 2;
   }
   runahead::RequestOptions request;
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
 
   runahead::CoordinatorConfig config;
   config.listen = argv[1];
+  config.model_path = argv[4];  // workers of any other model are refused
   auto coordinator = runahead::Coordinator::start(config);
   if (!coordinator) {
     std::fprintf(stderr, "%s\n", coordinator.error().message.c_str());

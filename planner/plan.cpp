@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "planner/chain_solver.h"
+#include "planner/claimed_costs.h"
 
 namespace runahead {
 namespace {
@@ -106,7 +107,7 @@ Result<Plan> plan(const PlanRequest& request, std::span<const PlanWorker> worker
     cuts = std::move(best->cuts);
   } else if (balanced && measured) {
     planned.method = PlanMethod::kProbedCosts;
-    cuts = balanced_partition(tokens, costs);
+    cuts = balanced_partition(tokens, trusted_costs(costs));
   } else {
     planned.method = PlanMethod::kEven;
     cuts = even_partition(tokens, static_cast<int>(count));

@@ -1,5 +1,7 @@
 #include "planner/profile.h"
 
+#include "planner/claimed_costs.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -377,8 +379,12 @@ ChainModel Profile::chain_model(std::span<const ChainWorker> chain) const {
     if (entry != workers.end()) {
       costs.push_back(entry->cost);
     } else if (worker.measured.per_token > 0.0) {
-      costs.push_back(WorkerCost{
-          .slice = worker.measured, .fixed_seconds = 0.0, .qkv_fraction = model.qkv_fraction});
+      // A worker the profile does not know: its claim, within reach of what was measured.
+      std::vector<SliceCost> measured;
+      for (const ProfileWorker& known : workers) measured.push_back(known.cost.slice);
+      costs.push_back(WorkerCost{.slice = trusted_cost(worker.measured, measured),
+                                 .fixed_seconds = 0.0,
+                                 .qkv_fraction = model.qkv_fraction});
     } else {
       costs.push_back(workers.front().cost);
     }

@@ -21,6 +21,20 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
             [&config](int64_t ms) { config.heartbeat_timeout = std::chrono::milliseconds(ms); },
             "a worker silent this long is declared dead and its requests fail")
         ->default_str(std::to_string(config.heartbeat_timeout.count()));
+    // The cluster's model: one of the three is required (Coordinator::start says so).
+    auto* hash = command->add_option(
+        "--model-hash", config.expected_model_hash,
+        "the model every worker must run: its hash as `runahead status` or a worker's log "
+        "shows it; workers of another model are refused at join (default: none)");
+    auto* model = command->add_option(
+        "--model", config.model_path,
+        "the model every worker must run, hashed here as workers hash it: a checkpoint "
+        "directory, .gguf file or random:PRESET (default: none)");
+    auto* adopt = command->add_flag(
+        "--adopt-first-model", config.adopt_first_model,
+        "take the model of the first worker that joins, whatever it is, instead of "
+        "--model/--model-hash (default: off)");
+    adopt->excludes(hash)->excludes(model);
   }
   if (scope != CoordinatorFlagScope::kProfile) {
     command

@@ -40,6 +40,12 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::start(LocalClusterOptions op
     return make_error(ErrorCode::kInvalidArgument, "a local cluster needs at least one worker");
   }
   std::unique_ptr<LocalCluster> cluster(new LocalCluster());
+  // The coordinator expects the model its own workers load, hashed here as they hash it.
+  CoordinatorConfig& coordinator = options.coordinator;
+  if (coordinator.expected_model_hash.empty() && coordinator.model_path.empty() &&
+      !coordinator.adopt_first_model) {
+    coordinator.model_path = options.worker.model;
+  }
   RUNAHEAD_ASSIGN_OR_RETURN(cluster->coordinator_, Coordinator::start(options.coordinator));
   RUNAHEAD_RETURN_IF_ERROR(cluster->spawn(options));
   const auto deadline =

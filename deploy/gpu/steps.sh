@@ -162,7 +162,7 @@ kvr_bench() {
 start_cluster() {
   local port=$1 tag=$2 name=$3 cluster_model=$4 g
   shift 4
-  "${ours[@]}" "$bin/runahead" coordinator --listen "127.0.0.1:$port" \
+  "${ours[@]}" "$bin/runahead" coordinator --listen "127.0.0.1:$port" --model "$cluster_model" \
     >"$out/${tag}_coordinator.log" 2>&1 &
   pids=($!)
   for ((g = 0; g < gpus; ++g)); do

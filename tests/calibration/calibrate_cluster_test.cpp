@@ -27,6 +27,7 @@ constexpr const char* kModel = "random:tiny-llama";
 
 struct Cluster {
   explicit Cluster(CoordinatorConfig config) {
+    config.model_path = kModel;
     config.min_tokens_per_worker = 1;
     auto started = Coordinator::start(config);
     EXPECT_TRUE(started) << started.error().to_string();
@@ -192,6 +193,7 @@ TEST(CalibrateClusterTest, WritesAProfileTheCoordinatorPlansWith) {
 
 TEST(CalibrateClusterTest, ACoordinatorRefusesAnUnreadableProfile) {
   CoordinatorConfig config;
+  config.model_path = kModel;
   config.profile_path = "/nonexistent/profile.json";
   auto started = Coordinator::start(config);
   ASSERT_FALSE(started);

@@ -17,6 +17,16 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// The model the scripted workers claim to run, and the coordinators below expect.
+constexpr const char* kHash = "00000000c0ffee00";
+constexpr const char* kOtherHash = "00000000beef0000";
+
+CoordinatorConfig expecting_the_model() {
+  CoordinatorConfig config;
+  config.expected_model_hash = kHash;
+  return config;
+}
+
 net::Token token_message(uint64_t request_id, int32_t token, uint32_t index, bool is_last) {
   net::Token message;
   message.request_id = request_id;
@@ -80,10 +90,10 @@ class ScriptedWorker {
 };
 
 TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
-  auto coordinator = Coordinator::start({});
+  auto coordinator = Coordinator::start(expecting_the_model());
   ASSERT_TRUE(coordinator);
   ScriptedWorker worker;
-  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+  ASSERT_TRUE(worker.join((*coordinator)->address(), kHash).is_ok());
 
   RequestOptions options;
   options.prompt_tokens = {5, 6, 7, 8};
@@ -133,10 +143,10 @@ TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
 }
 
 TEST(CoordinatorProtocolTest, WorkerErrorFailsTheRequestWithItsMessage) {
-  auto coordinator = Coordinator::start({});
+  auto coordinator = Coordinator::start(expecting_the_model());
   ASSERT_TRUE(coordinator);
   ScriptedWorker worker;
-  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+  ASSERT_TRUE(worker.join((*coordinator)->address(), kHash).is_ok());
   RequestOptions options;
   options.prompt_tokens = {1, 2, 3};
   auto handle = (*coordinator)->submit(options);
@@ -157,23 +167,24 @@ TEST(CoordinatorProtocolTest, WorkerErrorFailsTheRequestWithItsMessage) {
 }
 
 TEST(CoordinatorProtocolTest, RefusesAWorkerWithAnotherModel) {
-  auto coordinator = Coordinator::start({});
+  auto coordinator = Coordinator::start(expecting_the_model());
   ASSERT_TRUE(coordinator);
   ScriptedWorker first;
-  ASSERT_TRUE(first.join((*coordinator)->address(), "cafe").is_ok());
+  ASSERT_TRUE(first.join((*coordinator)->address(), kHash).is_ok());
   ScriptedWorker second;
-  const Status refused = second.join((*coordinator)->address(), "beef");
+  const Status refused = second.join((*coordinator)->address(), kOtherHash);
   ASSERT_FALSE(refused.is_ok());
-  EXPECT_NE(refused.message().find("beef"), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find(kOtherHash), std::string::npos) << refused.message();
+  EXPECT_NE(refused.message().find(kHash), std::string::npos) << refused.message();
 }
 
 TEST(CoordinatorProtocolTest, SilentWorkerIsDeclaredDeadAndItsRequestFails) {
-  CoordinatorConfig config;
+  CoordinatorConfig config = expecting_the_model();
   config.heartbeat_timeout = 300ms;
   auto coordinator = Coordinator::start(config);
   ASSERT_TRUE(coordinator);
   ScriptedWorker worker;  // sends no heartbeats: a worker cut off without its socket closing
-  ASSERT_TRUE(worker.join((*coordinator)->address(), "cafe").is_ok());
+  ASSERT_TRUE(worker.join((*coordinator)->address(), kHash).is_ok());
   RequestOptions options;
   options.prompt_tokens = {1, 2, 3};
   auto handle = (*coordinator)->submit(options);

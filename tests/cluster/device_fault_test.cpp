@@ -136,6 +136,7 @@ TEST_P(DeviceFaultInCluster, RequestFailsWorkerLeavesOthersGoOn) {
   const auto reference = testing::load_on_cpu(host);
 
   CoordinatorConfig config;
+  config.model_path = "random:tiny-llama";
   config.min_tokens_per_worker = 1;
   auto started = Coordinator::start(config);
   ASSERT_TRUE(started) << started.error().to_string();

@@ -10,6 +10,11 @@ namespace runahead::testing {
 TestCluster::TestCluster(int count, const std::string& model, const std::vector<std::string>& extra,
                          CoordinatorConfig config, std::chrono::seconds join_timeout) {
   config.min_tokens_per_worker = 1;
+  // The coordinator expects the workers' model unless the test chose otherwise.
+  if (config.expected_model_hash.empty() && config.model_path.empty() &&
+      !config.adopt_first_model) {
+    config.model_path = model;
+  }
   auto started = Coordinator::start(config);
   EXPECT_TRUE(started) << started.error().to_string();
   if (!started) return;

@@ -30,6 +30,7 @@ constexpr double kRowTolerance = 2e-5;
 struct GoldenCluster {
   GoldenCluster(const std::string& dir, int count) {
     CoordinatorConfig config;
+    config.model_path = dir;
     config.min_tokens_per_worker = 1;
     auto started = Coordinator::start(config);
     EXPECT_TRUE(started) << started.error().to_string();

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <vector>
 
 #include "tests/support/random_model.h"
 
@@ -46,12 +48,22 @@ namespace {
 TEST(ModelHashTest, SameModelSameHashAnyChangeDiffers) {
   const ModelConfig c = testing::tiny_llama_config();
   const std::string reference = model_hash(random_host_model(c, 1));
-  EXPECT_EQ(reference.size(), 16u);
+  EXPECT_EQ(reference.size(), 64u);  // SHA-256 over every byte
+  EXPECT_TRUE(is_model_hash(reference));
   EXPECT_EQ(model_hash(random_host_model(c, 1)), reference);
   EXPECT_NE(model_hash(random_host_model(c, 2)), reference);  // other weights
   ModelConfig other = c;
   other.rope_theta = 20000.0f;
   EXPECT_NE(model_hash(random_host_model(other, 1)), reference);  // other config
+  // One byte of the LM head (the embedding where they are tied).
+  HostModel edited = random_host_model(c, 1);
+  HostTensor& head =
+      edited.tensors.at(edited.find("lm_head") != nullptr ? "lm_head" : "token_embedding");
+  const auto* bytes = static_cast<const uint8_t*>(head.data);
+  std::vector<uint8_t> copy(bytes, bytes + head.bytes());
+  copy[copy.size() / 3] ^= 1;
+  head.data = copy.data();
+  EXPECT_NE(model_hash(edited), reference);
 }
 
 }  // namespace

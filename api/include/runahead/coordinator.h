@@ -4,6 +4,7 @@
 //
 //   runahead::CoordinatorConfig config;
 //   config.listen = "0.0.0.0:7070";
+//   config.model_path = "/models/llama";  // the model workers must run
 //   auto coordinator = runahead::Coordinator::start(config);
 //   runahead::RequestOptions options;
 //   options.prompt_tokens = ids;
@@ -33,7 +34,14 @@ struct CoordinatorConfig {
   bool balanced_partition = true;  // false: even split
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: all healthy workers
-  std::string expected_model_hash;     // empty: the first worker's model is the cluster's
+  // The cluster's model: workers that run another are refused at join. One of the three is
+  // required (start() says so otherwise): the hash `runahead status` shows for a worker of the
+  // model, or the model itself (a checkpoint directory, .gguf file or random:PRESET, hashed as
+  // workers hash it; when both are given they must agree), or adopt_first_model, which takes
+  // the first worker's model, whatever it is.
+  std::string expected_model_hash;
+  std::string model_path;
+  bool adopt_first_model = false;
   // A calibration profile (`runahead calibrate --out`); empty: none. Balanced requests are then
   // planned with its cost model, "searched" ones with its measured partitions.
   std::string profile_path;
