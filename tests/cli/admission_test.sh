@@ -60,37 +60,41 @@ expect_failure() {
 }
 
 start_coordinator quick --no-worker-timeout 1
-expect_failure "no worker: fails after --no-worker-timeout" "no worker to run it" 900 5000 \
+expect_failure "no worker: fails after --no-worker-timeout" "no worker to run it" 900 15000 \
   "$runahead" submit --coordinator "$address" --tokens 1,2,3 --timeout 30
 quick="$address"
 
 start_coordinator patient --no-worker-timeout 60
-expect_failure "submit --timeout while the request waits" "its own deadline" 1900 5000 \
+expect_failure "submit --timeout while the request waits" "its own deadline" 1900 15000 \
   "$runahead" submit --coordinator "$address" --tokens 1,2,3 --timeout 2
 
 # Stopped after the request reached it: the client gives up by itself and says so.
-"$runahead" submit --coordinator "$address" --tokens 1,2,3 --timeout 3 >"$work/late.out" \
+"$runahead" submit --coordinator "$address" --tokens 1,2,3 --timeout 5 >"$work/late.out" \
   2>"$work/late.err" &
 late=$!
-sleep 1
+for _ in $(seq 1 100); do
+  "$runahead" status --coordinator "$address" 2>/dev/null | grep -q " 1 queued" && break
+  sleep 0.05
+done
 kill -STOP "$coordinator_pid"
 start=$(now_ms)
 wait "$late"
 code=$?
 took=$(($(now_ms) - start))
-if [[ $code -ne 1 ]] || ! grep -qE "no answer from the coordinator|cannot connect" "$work/late.err" ||
-  ((took > 4000)); then
+if [[ $code -ne 1 ]] || ! grep -qF "no answer from the coordinator at $address" "$work/late.err" ||
+  ((took > 15000)); then
   echo "FAIL submit --timeout with the coordinator stopped mid-request: exit $code after" \
     "$took ms more; stderr:"
   cat "$work/late.err"
   failures=$((failures + 1))
 else
-  echo "ok   submit --timeout, coordinator stopped mid-request: $(tail -n 1 "$work/late.err")"
+  echo "ok   submit --timeout, coordinator stopped mid-request ($took ms after the stop):" \
+    "$(tail -n 1 "$work/late.err")"
   passed=$((passed + 1))
 fi
 
 # Stopped before the client connects: the Hello is never answered.
-expect_failure "submit --timeout on a stopped coordinator" "$address" 1900 5000 \
+expect_failure "submit --timeout on a stopped coordinator" "$address" 1900 15000 \
   "$runahead" submit --coordinator "$address" --tokens 1,2,3 --timeout 2
 kill -CONT "$coordinator_pid"
 
@@ -102,11 +106,11 @@ for _ in $(seq 1 600); do
   "$runahead" status --coordinator "$quick" 2>/dev/null | grep -q w0 && break
   sleep 0.1
 done
-expect_failure "prompt longer than the context" "more than the model's limit of 256" 0 5000 \
+expect_failure "prompt longer than the context" "more than the model's limit of 256" 0 15000 \
   "$runahead" submit --coordinator "$quick" --tokens "$(seq -s, 1 300 | sed 's/[0-9]*/5/g')"
-expect_failure "token outside the vocabulary" "outside the vocabulary [0, 97)" 0 5000 \
+expect_failure "token outside the vocabulary" "outside the vocabulary [0, 97)" 0 15000 \
   "$runahead" submit --coordinator "$quick" --tokens 1,2,500
-expect_failure "negative temperature" "temperature" 0 5000 \
+expect_failure "negative temperature" "temperature" 0 15000 \
   "$runahead" submit --coordinator "$quick" --tokens 1,2 --temperature -1
 if ! "$runahead" submit --coordinator "$quick" --tokens 1,2,3 --max-new-tokens 2 --timeout 60 \
   >"$work/ok.out" 2>"$work/ok.err"; then
