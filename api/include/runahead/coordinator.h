@@ -73,7 +73,9 @@ class Coordinator {
   // The address workers and clients connect to, with the chosen port.
   std::string address() const;
 
-  // Accepts a request (or refuses it: empty prompt, busy); answers arrive through the handle.
+  // Accepts a request or refuses it at once, naming the limit (docs/security.md, "Admission":
+  // empty prompt, bad sampling, a prompt past the model's context or vocabulary, busy);
+  // answers arrive through the handle.
   [[nodiscard]] Result<RequestHandle> submit(RequestOptions options, TokenCallback on_token = {});
   Status cancel(uint64_t request_id, const std::string& reason = "cancelled by the caller");
   [[nodiscard]] Result<ClusterStatus> status();
