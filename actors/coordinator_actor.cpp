@@ -6,7 +6,6 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
-#include "model/config.h"
 #include "net/control/control_limits.h"
 #include "planner/claimed_costs.h"
 #include "planner/plan.h"
@@ -90,6 +89,8 @@ struct CoordinatorActor::Request {
   Clock::time_point submitted;
   Clock::time_point first_token;
   runtime::TimerId deadline = 0;
+  std::chrono::milliseconds timeout{0};  // when `deadline` fires, counted from `submitted`
+  bool own_deadline = false;             // the request's timeout, not the coordinator's
 };
 
 CoordinatorActor::CoordinatorActor(CoordinatorOptions options,
@@ -186,10 +187,13 @@ void CoordinatorActor::on_message(CoordinatorMessage message) {
             for (uint64_t worker : it->second->chain) {
               waiting += (waiting.empty() ? "" : ", ") + worker_name(worker);
             }
+            const Request& request = *it->second;
             fail(deadline.request_id, ErrorCode::kTimeout,
                  "request " + std::to_string(deadline.request_id) + " timed out after " +
-                     std::to_string(options_.request_timeout.count()) + " ms" +
-                     (waiting.empty() ? " in the queue" : " on " + waiting));
+                     std::to_string(request.timeout.count()) + " ms (" +
+                     (request.own_deadline ? "its own deadline"
+                                           : "the coordinator's request timeout") +
+                     ")" + (waiting.empty() ? " in the queue" : " on " + waiting));
           },
       },
       message);
@@ -299,7 +303,11 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
           !claim.is_ok()) {
         return refuse(claim.message());
       }
-      if (workers_.empty()) sliding_window_ = hello.worker.sliding_window;
+      if (workers_.empty()) {
+        sliding_window_ = hello.worker.sliding_window;
+        max_positions_ = hello.worker.max_positions;
+        vocab_size_ = hello.worker.vocab_size;
+      }
       auto worker = std::make_unique<WorkerEntry>();
       worker->id = id;
       worker->connection = connection;
@@ -341,84 +349,56 @@ void CoordinatorActor::on_closed(const net::ControlClosed& closed) {
   }
 }
 
-namespace {
-
-// A request's own partition must fit its prompt; whether enough workers exist is decided when
-// it is planned.
-Status validate_partition_choice(const PartitionChoice& choice, size_t prompt_tokens) {
-  if (choice.scheme != PartitionScheme::kExplicit) {
-    if (!choice.cuts.empty()) {
-      return make_error(ErrorCode::kInvalidArgument, "cut points need the explicit scheme");
-    }
-    if (choice.workers > prompt_tokens) {
-      return make_error(ErrorCode::kInvalidArgument, std::to_string(choice.workers) +
-                                                         " workers for a prompt of " +
-                                                         std::to_string(prompt_tokens) + " tokens");
-    }
-    return Status::ok();
-  }
-  const auto& cuts = choice.cuts;
-  bool increasing = cuts.size() >= 2 && cuts.front() == 0 && cuts.back() == prompt_tokens;
-  for (size_t i = 1; increasing && i < cuts.size(); ++i) increasing = cuts[i] > cuts[i - 1];
-  if (!increasing) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "explicit cut points must rise strictly from 0 to the prompt length " +
-                          std::to_string(prompt_tokens));
-  }
-  if (choice.workers != 0 && choice.workers != cuts.size() - 1) {
-    return make_error(ErrorCode::kInvalidArgument, std::to_string(cuts.size() - 1) +
-                                                       " slices for " +
-                                                       std::to_string(choice.workers) + " workers");
-  }
-  return Status::ok();
-}
-
-}  // namespace
-
 void CoordinatorActor::on_submit(net::SubmitRequest submit, std::shared_ptr<RequestSink> sink,
                                  const std::shared_ptr<std::promise<Result<uint64_t>>>& accepted,
                                  net::ConnectionId client_connection) {
   const uint64_t id = next_request_id_++;
-  auto refuse = [&](ErrorCode code, const std::string& why) {
+  auto refuse = [&](const Status& why) {
+    logger("coordinator")->info("refused {}", why.message());
     if (accepted) {
-      accepted->set_value(make_error(code, why));
+      accepted->set_value(why.error());
     } else {
-      sink->error(net::RequestError{.request_id = id, .code = code, .message = why});
+      sink->error(
+          net::RequestError{.request_id = id, .code = why.code(), .message = why.message()});
     }
   };
-  if (submit.prompt_tokens.empty()) {
-    return refuse(ErrorCode::kInvalidArgument, "request " + std::to_string(id) + ": empty prompt");
-  }
-  if (submit.max_new_tokens < 1) {
-    return refuse(ErrorCode::kInvalidArgument,
-                  "request " + std::to_string(id) + ": max new tokens must be at least 1");
-  }
-  if (submit.top_logprobs > net::ControlLimits{}.max_top_logprobs) {
-    return refuse(ErrorCode::kInvalidArgument,
-                  "request " + std::to_string(id) + ": top log-probabilities K=" +
-                      std::to_string(submit.top_logprobs) + " is above the limit of " +
-                      std::to_string(net::ControlLimits{}.max_top_logprobs));
-  }
-  if (Status valid = validate_partition_choice(submit.partition, submit.prompt_tokens.size());
-      !valid.is_ok()) {
-    return refuse(ErrorCode::kInvalidArgument,
-                  "request " + std::to_string(id) + ": " + valid.message());
+  if (Status valid = check_request(id, submit); !valid.is_ok()) return refuse(valid);
+  // Against the model once a worker said what it holds; otherwise again before dispatch.
+  if (Status fits = fit_to_model(id, submit, model_limits()); !fits.is_ok()) return refuse(fits);
+  if (client_connection != 0 && options_.max_requests_per_client > 0) {
+    const auto own = static_cast<size_t>(std::count_if(
+        requests_.begin(), requests_.end(),
+        [&](const auto& entry) { return entry.second->client_connection == client_connection; }));
+    if (own >= options_.max_requests_per_client) {
+      return refuse(make_error(ErrorCode::kResourceExhausted,
+                               "request " + std::to_string(id) + ": the client at " +
+                                   server_->peer(client_connection) + " has " +
+                                   std::to_string(own) + " requests in flight, the limit per " +
+                                   "client (max requests per client " +
+                                   std::to_string(options_.max_requests_per_client) + ")"));
+    }
   }
   if (queue_.size() >= options_.queue_capacity) {
-    return refuse(ErrorCode::kResourceExhausted,
-                  "coordinator busy: " + std::to_string(queue_.size()) +
-                      " requests are queued (limit " + std::to_string(options_.queue_capacity) +
-                      "); try again later");
+    return refuse(make_error(ErrorCode::kResourceExhausted,
+                             "request " + std::to_string(id) + ": coordinator busy: " +
+                                 std::to_string(queue_.size()) + " requests are queued (limit " +
+                                 std::to_string(options_.queue_capacity) + "); try again later"));
   }
+  // The request's own deadline, counted from here, when shorter than the coordinator's.
+  std::chrono::milliseconds timeout = options_.request_timeout;
+  const bool own_deadline =
+      submit.timeout_millis > 0 && submit.timeout_millis < static_cast<uint64_t>(timeout.count());
+  if (own_deadline) timeout = std::chrono::milliseconds(submit.timeout_millis);
   auto request = std::make_unique<Request>();
   request->id = id;
   request->client_connection = client_connection;
   request->submit = std::move(submit);
   request->sink = std::move(sink);
   request->submitted = Clock::now();
+  request->timeout = timeout;
+  request->own_deadline = own_deadline;
   request->deadline =
-      start_timer(std::chrono::duration_cast<runtime::Duration>(options_.request_timeout),
-                  RequestDeadline{id}, id);
+      start_timer(std::chrono::duration_cast<runtime::Duration>(timeout), RequestDeadline{id}, id);
   requests_[id] = std::move(request);
   queue_.push_back(id);
   if (accepted) accepted->set_value(id);
@@ -447,10 +427,6 @@ Status CoordinatorActor::plan(Request& request) {
   std::vector<WorkerEntry*> healthy;
   for (auto& [id, worker] : workers_) healthy.push_back(worker.get());
   if (healthy.empty()) return make_error(ErrorCode::kUnavailable, "no workers");
-  const auto tokens = static_cast<int64_t>(request.submit.prompt_tokens.size());
-  RUNAHEAD_RETURN_IF_ERROR(check_sliding_window(static_cast<int>(sliding_window_),
-                                                "the cluster's model " + model_hash_, tokens,
-                                                request.submit.max_new_tokens));
   std::vector<PlanWorker> candidates;
   for (const WorkerEntry* worker : healthy) {
     candidates.push_back({.chain = {worker->name,
@@ -486,6 +462,12 @@ void CoordinatorActor::dispatch() {
     auto it = requests_.find(id);
     if (it == requests_.end()) continue;
     Request& request = *it->second;
+    // Requests queued before any worker said what its model holds are checked now, before a
+    // worker sees them.
+    if (Status fits = fit_to_model(id, request.submit, model_limits()); !fits.is_ok()) {
+      fail(id, fits.code(), fits.message());
+      continue;
+    }
     if (Status planned = plan(request); !planned.is_ok()) {
       fail(id, planned.code(), "request " + std::to_string(id) + ": " + planned.message());
       continue;
@@ -689,6 +671,7 @@ void CoordinatorActor::worker_lost(uint64_t worker_id, const std::string& why) {
   worker_of_connection_.erase(it->second->connection);
   server_->close(it->second->connection, make_error(ErrorCode::kUnavailable, name + " is dead"));
   workers_.erase(it);
+  if (workers_.empty()) no_workers_since_ = Clock::now();
   for (uint64_t request : affected) {
     fail(request, ErrorCode::kUnavailable,
          "request " + std::to_string(request) + ": " + name + " died (" + why + ")");
@@ -706,6 +689,32 @@ void CoordinatorActor::on_health_tick() {
   for (const auto& [id, quiet] : silent) {
     worker_lost(id, "no heartbeat for " + std::to_string(quiet) + " ms");
   }
+  fail_requests_without_workers(now);
+}
+
+void CoordinatorActor::fail_requests_without_workers(Clock::time_point now) {
+  if (!workers_.empty()) return;
+  std::vector<std::pair<uint64_t, int64_t>> expired;
+  for (uint64_t id : queue_) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+        now - std::max(it->second->submitted, no_workers_since_));
+    if (waited >= options_.no_worker_timeout) expired.emplace_back(id, waited.count());
+  }
+  for (const auto& [id, waited] : expired) {
+    fail(id, ErrorCode::kUnavailable,
+         "request " + std::to_string(id) + ": no worker to run it; none has been registered for " +
+             std::to_string(waited) + " ms (no-worker timeout " +
+             std::to_string(options_.no_worker_timeout.count()) + " ms)");
+  }
+}
+
+ModelLimits CoordinatorActor::model_limits() const {
+  return ModelLimits{.max_positions = max_positions_,
+                     .vocab_size = vocab_size_,
+                     .sliding_window = sliding_window_,
+                     .model = model_hash_};
 }
 
 net::StatusReply CoordinatorActor::status_reply() const {

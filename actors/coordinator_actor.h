@@ -14,6 +14,7 @@
 #include <optional>
 #include <variant>
 
+#include "actors/request_admission.h"
 #include "actors/request_sink.h"
 #include "core/partition_scheme.h"
 #include "core/worker_record.h"
@@ -30,7 +31,12 @@ struct CoordinatorOptions {
   size_t queue_capacity = 64;                         // requests waiting; more are refused as busy
   size_t max_in_flight = 8;                           // requests dispatched to workers at once
   std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
-  std::chrono::milliseconds request_timeout{600000};
+  std::chrono::milliseconds request_timeout{600000};  // caps every request's own deadline
+  // A request waits this long for a worker when none is registered, then fails.
+  std::chrono::milliseconds no_worker_timeout{10000};
+  // Requests one client connection may have queued or running at once (0: no limit); callers
+  // in the process are not counted.
+  size_t max_requests_per_client = 32;
   // The scheme of requests that name none: kBalanced or kEven.
   PartitionScheme partition = PartitionScheme::kBalanced;
   // Prompts shorter than this many tokens per worker use fewer workers (one at the least).
@@ -99,6 +105,9 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   void on_token(uint64_t worker_id, net::Token token);
   void on_worker_error(uint64_t worker_id, const net::RequestError& error);
   void on_health_tick();
+  // Queued requests fail once no worker has been registered for the no-worker timeout.
+  void fail_requests_without_workers(std::chrono::steady_clock::time_point now);
+  ModelLimits model_limits() const;
   net::StatusReply status_reply() const;
 
   void dispatch();
@@ -118,6 +127,11 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   // The cluster model's sliding window (0: none), from the first worker; the model hash, which
   // covers it, keeps the others equal.
   uint32_t sliding_window_ = 0;
+  // The model's context and vocabulary (0: not said), from the first worker as the window.
+  uint32_t max_positions_ = 0;
+  uint32_t vocab_size_ = 0;
+  // Since when no worker is registered (the start, or the last one lost).
+  std::chrono::steady_clock::time_point no_workers_since_ = std::chrono::steady_clock::now();
   uint64_t next_peer_id_ = 1;
   uint64_t next_request_id_ = 1;
   std::map<uint64_t, std::unique_ptr<WorkerEntry>> workers_;  // by worker id

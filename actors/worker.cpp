@@ -138,6 +138,8 @@ class Worker::Impl {
     hello.worker.per_token_seconds = cost.per_token;
     hello.worker.per_key_seconds = cost.per_key;
     hello.worker.sliding_window = static_cast<uint32_t>(transformer->config().sliding_window);
+    hello.worker.max_positions = static_cast<uint32_t>(transformer->config().max_positions);
+    hello.worker.vocab_size = static_cast<uint32_t>(transformer->config().vocab_size);
     std::promise<Status> joined;
     auto joined_future = joined.get_future();
     net::WorkerControlClient::connect_async(

@@ -1,9 +1,12 @@
 #include "runahead/client.h"
 
+#include <algorithm>
 #include <deque>
 #include <future>
 #include <map>
 #include <mutex>
+
+#include <asio/steady_timer.hpp>
 
 #include "api/conversions.h"
 #include "api/request_state.h"
@@ -12,6 +15,15 @@
 #include "runtime/overloaded.h"
 
 namespace runahead {
+namespace {
+
+// How long past a request's own timeout the client waits for the coordinator's answer (which
+// names the workers) before it gives up by itself: a tenth of it, within [250 ms, 1 s].
+std::chrono::milliseconds client_grace(std::chrono::milliseconds timeout) {
+  return std::clamp(timeout / 10, std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
+}
+
+}  // namespace
 
 class Client::Impl {
  public:
@@ -31,6 +43,7 @@ class Client::Impl {
                                                     ": " + connected.error().message);
     }
     connection = std::move(connected).value();
+    coordinator_address = address;
     return Status::ok();
   }
 
@@ -65,9 +78,11 @@ class Client::Impl {
                      if (auto state = find(token.request_id, false)) state->token(token);
                    },
                    [&](net::RequestResult& result) {
+                     forget_deadline(result.request_id);
                      if (auto state = find(result.request_id, true)) state->result(result);
                    },
                    [&](net::RequestError& error) {
+                     forget_deadline(error.request_id);
                      if (auto state = find(error.request_id, true)) state->error(error);
                    },
                    [&](net::StatusReply& reply) { on_status_reply(std::move(reply)); },
@@ -86,6 +101,38 @@ class Client::Impl {
     waiting->set_value(std::move(reply));
   }
 
+  // The client's own deadline of a request with a timeout: it holds even when the coordinator
+  // never answers (stopped, cut off). Called with `mutex` not held.
+  void arm_deadline(uint64_t id, std::chrono::milliseconds timeout) {
+    auto timer = std::make_unique<asio::steady_timer>(system.io());
+    timer->expires_after(timeout + client_grace(timeout));
+    std::lock_guard lock(mutex);
+    timer->async_wait([this, id, timeout](const std::error_code& aborted) {
+      if (!aborted) give_up(id, timeout);
+    });
+    deadlines[id] = std::move(timer);
+  }
+
+  void forget_deadline(uint64_t id) {
+    std::lock_guard lock(mutex);
+    auto it = deadlines.find(id);
+    if (it == deadlines.end()) return;
+    it->second->cancel();
+    deadlines.erase(it);
+  }
+
+  void give_up(uint64_t id, std::chrono::milliseconds timeout) {
+    forget_deadline(id);
+    auto state = find(id, true);
+    if (!state) return;
+    const std::string why = "request " + std::to_string(id) +
+                            ": no answer from the coordinator at " + coordinator_address +
+                            " within its timeout of " + std::to_string(timeout.count()) +
+                            " ms; the client gave up and cancelled it";
+    (void)connection->send(net::Cancel{.request_id = id, .reason = why});
+    state->error(net::RequestError{.request_id = id, .code = ErrorCode::kTimeout, .message = why});
+  }
+
   void fail_all(Status reason) {
     std::map<uint64_t, std::shared_ptr<RequestHandle::State>> orphaned;
     {
@@ -101,6 +148,10 @@ class Client::Impl {
   void close() {
     if (connection) connection->close(true);
     system.stop(runtime::StopMode::kDrop);
+    {
+      std::lock_guard lock(mutex);
+      deadlines.clear();
+    }
     fail_all(make_error(ErrorCode::kCancelled, "the client closed"));
     connection.reset();
   }
@@ -111,6 +162,8 @@ class Client::Impl {
   uint64_t next_id = 1;
   std::map<uint64_t, std::shared_ptr<RequestHandle::State>> requests;
   std::deque<std::shared_ptr<std::promise<net::StatusReply>>> status_waiters;
+  std::string coordinator_address;
+  std::map<uint64_t, std::unique_ptr<asio::steady_timer>> deadlines;  // requests with a timeout
 };
 
 Result<std::unique_ptr<Client>> Client::connect(const std::string& coordinator_address,
@@ -135,7 +188,11 @@ Result<RequestHandle> Client::submit(RequestOptions options, TokenCallback on_to
     impl_->requests[submit.request_id] = state;
   }
   state->set_id(submit.request_id);
+  if (options.timeout_ms > 0) {
+    impl_->arm_deadline(submit.request_id, std::chrono::milliseconds(options.timeout_ms));
+  }
   if (Status sent = impl_->connection->send(submit); !sent.is_ok()) {
+    impl_->forget_deadline(submit.request_id);
     impl_->find(submit.request_id, true);
     return sent.error();
   }

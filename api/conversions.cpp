@@ -11,6 +11,8 @@ CoordinatorOptions to_coordinator_options(const CoordinatorConfig& config) {
   options.max_in_flight = config.max_in_flight;
   options.heartbeat_timeout = config.heartbeat_timeout;
   options.request_timeout = config.request_timeout;
+  options.no_worker_timeout = config.no_worker_timeout;
+  options.max_requests_per_client = config.max_requests_per_client;
   options.partition =
       config.balanced_partition ? PartitionScheme::kBalanced : PartitionScheme::kEven;
   options.min_tokens_per_worker = config.min_tokens_per_worker;
@@ -65,6 +67,7 @@ net::SubmitRequest to_submit(const RequestOptions& options) {
   submit.top_logprobs = static_cast<uint32_t>(std::max(options.top_logprobs, 0));
   submit.ignore_eos = options.ignore_eos;
   submit.partition = to_partition_choice(options.partition);
+  submit.timeout_millis = static_cast<uint64_t>(std::max<int64_t>(options.timeout_ms, 0));
   return submit;
 }
 
@@ -74,6 +77,11 @@ Status validate_options(const RequestOptions& options) {
     return make_error(ErrorCode::kInvalidArgument,
                       "top_logprobs is " + std::to_string(options.top_logprobs) +
                           "; it must be between 0 (none) and " + std::to_string(most));
+  }
+  if (options.timeout_ms < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "timeout_ms is " + std::to_string(options.timeout_ms) +
+                          "; it must be 0 (the coordinator's request timeout) or positive");
   }
   return Status::ok();
 }

@@ -22,6 +22,10 @@ struct WorkerInfo {
   double per_key_seconds = 0.0;    // b
   // The model's sliding attention window (0: none); requests of more positions are refused.
   uint32_t sliding_window = 0;
+  // The model's context in positions and its vocabulary size (0: not said): the coordinator
+  // refuses requests that do not fit before any worker sees them.
+  uint32_t max_positions = 0;
+  uint32_t vocab_size = 0;
 
   bool operator==(const WorkerInfo&) const = default;
 };

@@ -1,5 +1,6 @@
 #include "tools/coordinator_flags.h"
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -35,6 +36,20 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
         "take the model of the first worker that joins, whatever it is, instead of "
         "--model/--model-hash (default: off)");
     adopt->excludes(hash)->excludes(model);
+    command
+        ->add_option_function<double>(
+            "--no-worker-timeout",
+            [&config](double seconds) {
+              config.no_worker_timeout = std::chrono::milliseconds(std::llround(seconds * 1000.0));
+            },
+            "seconds a request waits while no worker is registered before it fails")
+        ->check(CLI::Range(0.0, 1e7))
+        ->default_str(std::to_string(config.no_worker_timeout.count() / 1000));
+    command
+        ->add_option("--max-requests-per-client", config.max_requests_per_client,
+                     "requests one client connection may have queued or running at once; more "
+                     "are refused (0: no limit)")
+        ->capture_default_str();
   }
   if (scope != CoordinatorFlagScope::kProfile) {
     command

@@ -1,4 +1,7 @@
 // runahead submit: send one prompt to a coordinator and stream the answer.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <iostream>
 
 #include "net/control/control_limits.h"
@@ -15,6 +18,7 @@ void add_submit_command(CLI::App& app) {
     RequestOptions request;
     bool json = false;
     LogitsOptions logits;
+    double timeout_seconds = 600.0;
   };
   auto options = std::make_shared<Options>();
   CLI::App* command = app.add_subcommand(
@@ -32,6 +36,13 @@ void add_submit_command(CLI::App& app) {
   add_sampling_options(command, options->request.sampling);
   add_logits_options(command, options->logits);
   command->add_flag("--json", options->json, "print one JSON object instead of text");
+  command
+      ->add_option("--timeout", options->timeout_seconds,
+                   "seconds the whole request may take, connecting included; the coordinator "
+                   "cancels it when they pass, and submit gives up by itself shortly after if "
+                   "the coordinator does not answer (0: no limit of its own)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   command->callback([options] {
     // K against the vocabulary: the workers refuse it naming themselves.
     if (Status valid = check_logits_options(options->logits, options->json, 0,
@@ -45,7 +56,12 @@ void add_submit_command(CLI::App& app) {
       std::cerr << "runahead submit: " << prompt.error().message << "\n";
       std::exit(1);
     }
-    auto client = Client::connect(options->coordinator);
+    using namespace std::chrono;
+    const auto started = steady_clock::now();
+    const auto timeout = milliseconds(std::llround(options->timeout_seconds * 1000.0));
+    const bool bounded = timeout.count() > 0;
+    auto client = Client::connect(
+        options->coordinator, bounded ? std::min<milliseconds>(timeout, seconds(10)) : seconds(10));
     if (!client) {
       std::cerr << "runahead submit: " << client.error().message << "\n";
       std::exit(1);
@@ -54,6 +70,11 @@ void add_submit_command(CLI::App& app) {
     options->request.top_logprobs = options->logits.top_logprobs();
     options->request.return_logits = options->logits.first_logits();
     options->request.ignore_eos = options->logits.ignore_eos;
+    if (bounded) {
+      // What connecting left of the timeout, at least a millisecond.
+      const auto left = timeout - duration_cast<milliseconds>(steady_clock::now() - started);
+      options->request.timeout_ms = std::max<int64_t>(left.count(), 1);
+    }
     OutcomePrinter printer(prompt->tokenizer.get(), options->json, !options->input.chat,
                            prompt->text);
     printer.show_logits(options->logits);

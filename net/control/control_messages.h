@@ -20,7 +20,8 @@ namespace runahead::net {
 // Must equal protocolVersion in net/control/schema/control.capnp (checked at compile time).
 // 2: top log-probabilities and ignore_eos in requests, slices and tokens.
 // 3: one message union per direction; the partition scheme an enum; calibration messages gone.
-inline constexpr uint32_t kProtocolVersion = 3;
+// 4: admission: the worker's context and vocabulary in Hello, a per-request timeout.
+inline constexpr uint32_t kProtocolVersion = 4;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
 
@@ -59,6 +60,9 @@ struct SubmitRequest {
   PartitionChoice partition;
   uint32_t top_logprobs = 0;  // K > 0: each Token carries the top K log-probabilities
   bool ignore_eos = false;    // decode past EOS, up to max_new_tokens
+  // The request's deadline, counted from the coordinator's receipt (clocks differ between
+  // hosts); 0: the coordinator's own request timeout, which also caps it.
+  uint64_t timeout_millis = 0;
 
   bool operator==(const SubmitRequest&) const = default;
 };

@@ -148,6 +148,8 @@ void write(schema::WorkerInfo::Builder out, const WorkerInfo& in) {
   out.setPerTokenSeconds(in.per_token_seconds);
   out.setPerKeySeconds(in.per_key_seconds);
   out.setSlidingWindow(in.sliding_window);
+  out.setMaxPositions(in.max_positions);
+  out.setVocabSize(in.vocab_size);
 }
 
 void write(schema::SamplingOptions::Builder out, const SamplingOptions& in) {
@@ -221,6 +223,8 @@ WorkerInfo read(schema::WorkerInfo::Reader in) {
   out.per_token_seconds = in.getPerTokenSeconds();
   out.per_key_seconds = in.getPerKeySeconds();
   out.sliding_window = in.getSlidingWindow();
+  out.max_positions = in.getMaxPositions();
+  out.vocab_size = in.getVocabSize();
   return out;
 }
 
@@ -307,6 +311,7 @@ void write(schema::SubmitRequest::Builder out, const SubmitRequest& in) {
                in.partition.cuts);
   out.setTopLogprobs(in.top_logprobs);
   out.setIgnoreEos(in.ignore_eos);
+  out.setTimeoutMillis(in.timeout_millis);
 }
 
 void write(schema::Cancel::Builder out, const Cancel& in) {
@@ -442,6 +447,7 @@ Result<SubmitRequest> read(schema::SubmitRequest::Reader in, const ControlLimits
                             copy_scalars<uint64_t>(partition.getCuts(), limits, "cuts"));
   RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
   out.ignore_eos = in.getIgnoreEos();
+  out.timeout_millis = in.getTimeoutMillis();
   return out;
 }
 

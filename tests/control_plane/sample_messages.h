@@ -8,7 +8,8 @@
 namespace runahead::net::testing {
 
 inline WorkerInfo sample_worker_info() {
-  return WorkerInfo{{1, 2, 3, 0, 255}, "cpu", 24ull << 30, "sha256:abc", 1e-4, 2e-7, 4096};
+  return WorkerInfo{
+      {1, 2, 3, 0, 255}, "cpu", 24ull << 30, "sha256:abc", 1e-4, 2e-7, 4096, 32768, 49152};
 }
 
 inline SamplingOptions sample_sampling() {
@@ -44,7 +45,8 @@ inline std::vector<ToCoordinator> sample_to_coordinator() {
                                  true,
                                  PartitionChoice{PartitionScheme::kExplicit, 2, {0, 3, 4}},
                                  5,
-                                 true});
+                                 true,
+                                 2500});
   all.emplace_back(Cancel{77, "client went away"});
   all.emplace_back(StatusQuery{});
   all.emplace_back(SliceReady{77, 2, 1, {9, 8, 7}, true});

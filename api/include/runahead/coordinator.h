@@ -30,7 +30,12 @@ struct CoordinatorConfig {
   size_t queue_capacity = 64;          // waiting requests; beyond it submit() answers busy
   size_t max_in_flight = 8;            // requests on the workers at once
   std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
-  std::chrono::milliseconds request_timeout{600000};
+  std::chrono::milliseconds request_timeout{600000};  // caps every request's own timeout
+  // A request submitted while no worker is registered fails after this wait (kUnavailable).
+  std::chrono::milliseconds no_worker_timeout{10000};
+  // Requests one remote client may have queued or running at once (kResourceExhausted beyond
+  // it; 0: no limit). Requests submitted through this object are not counted.
+  size_t max_requests_per_client = 32;
   bool balanced_partition = true;  // false: even split
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: all healthy workers
@@ -76,7 +81,9 @@ class Coordinator {
   // The address workers and clients connect to, with the chosen port.
   std::string address() const;
 
-  // Accepts a request (or refuses it: empty prompt, busy); answers arrive through the handle.
+  // Accepts a request or refuses it at once, naming the limit (docs/security.md, "Admission":
+  // empty prompt, bad sampling, a prompt past the model's context or vocabulary, busy);
+  // answers arrive through the handle.
   [[nodiscard]] Result<RequestHandle> submit(RequestOptions options, TokenCallback on_token = {});
   Status cancel(uint64_t request_id, const std::string& reason = "cancelled by the caller");
   [[nodiscard]] Result<ClusterStatus> status();

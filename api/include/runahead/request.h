@@ -47,6 +47,11 @@ struct RequestOptions {
   // K may not exceed the vocabulary, nor 1024 (net/control/control_limits.h).
   int top_logprobs = 0;
   bool ignore_eos = false;  // decode past EOS, up to max_new_tokens
+  // The request's deadline in milliseconds from its submission (0: none of its own; the
+  // coordinator's request timeout applies, and caps it). When it passes, the request is
+  // cancelled on every worker and ends with kTimeout; a Client also gives up by itself shortly
+  // after it (the coordinator may be unreachable) and cancels the request.
+  int64_t timeout_ms = 0;
 };
 
 // One layer of one worker: where a request's time went.

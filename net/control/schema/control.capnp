@@ -15,10 +15,11 @@
 
 $import "/capnp/c++.capnp".namespace("runahead::schema");
 
-const protocolVersion :UInt32 = 3;
+const protocolVersion :UInt32 = 4;
 # 2: top log-probabilities, ignoreEos.
 # 3: one union per direction; the partition scheme an enum; the calibration messages
 #    removed.
+# 4: admission: WorkerInfo.maxPositions and vocabSize, SubmitRequest.timeoutMillis.
 
 enum Role {
   worker @0;
@@ -53,6 +54,8 @@ struct WorkerInfo {
   perTokenSeconds @5 :Float64;   # cost model a of a slice, t = a n + b n (s + n/2), measured
   perKeySeconds @6 :Float64;     # cost model b; both 0 when not measured
   slidingWindow @7 :UInt32;      # the model's attention window in positions (0: none)
+  maxPositions @8 :UInt32;       # the model's context in positions (0: not said)
+  vocabSize @9 :UInt32;          # token ids are below it (0: not said)
 }
 
 struct Hello {
@@ -95,6 +98,8 @@ struct SubmitRequest {
   partition @5 :PartitionChoice;
   topLogprobs @6 :UInt32;        # K > 0: each Token carries the top K log-probabilities
   ignoreEos @7 :Bool;            # decode past EOS, up to maxNewTokens
+  timeoutMillis @8 :UInt64;      # deadline from the coordinator's receipt (clocks differ
+                                 # between hosts); 0: the coordinator's request timeout
 }
 
 enum PartitionScheme {
