@@ -8,6 +8,8 @@
 namespace runahead {
 namespace {
 
+static_assert(sizeof(net::KvCapability::bytes) == net::kKvCapabilityBytes);
+
 // The checks that need no plan; each names what is wrong.
 Status check_assignment(const net::AssignSlice& assign, uint64_t worker_id,
                         const ModelConfig& config) {
@@ -79,6 +81,8 @@ Result<AssignmentPlan> plan_assignment(const net::AssignSlice& assign, uint64_t 
   AssignmentPlan plan;
   SlicePlan& slice = plan.slice;
   slice.request_id = assign.request_id;
+  slice.worker_id = worker_id;
+  slice.capability.bytes = assign.kv_capability;
   slice.begin = static_cast<int64_t>(assign.slice_begin);
   slice.end = static_cast<int64_t>(assign.slice_end);
   slice.staging_chunk_bytes = staging_chunk_bytes;
@@ -107,6 +111,12 @@ Result<AssignmentPlan> plan_assignment(const net::AssignSlice& assign, uint64_t 
   if (index > 0) {
     slice.inbound = direct_path(assign.chain[index - 1].data_plane_address) ? KvRoute::kDirectWrite
                                                                             : KvRoute::kSend;
+    // K/V comes from the predecessor; where the coordinator may choose fan-out (every pair
+    // direct, more than two workers), each earlier worker writes its own rows here too.
+    const bool fan_out_possible = plan.direct_to_all && workers > 2;
+    for (size_t i = fan_out_possible ? 0 : index - 1; i < index; ++i) {
+      slice.senders.push_back(assign.chain[i].worker_id);
+    }
   }
   if (last) plan.decode = decode_plan(assign, config);
   return plan;

@@ -1,11 +1,14 @@
 #include "actors/coordinator_actor.h"
 
 #include <algorithm>
+#include <array>
 #include <set>
 
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "core/secure_random.h"
+#include "model/config.h"
 #include "net/control/control_limits.h"
 #include "planner/claimed_costs.h"
 #include "planner/plan.h"
@@ -319,6 +322,10 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
       logger("coordinator")
           ->info("worker {} joined as id {} ({}, model {})", hello.name, id, hello.worker.backend,
                  hello.worker.model_hash);
+      // For the operator's log only: status replies carry no data-plane address.
+      logger("coordinator")
+          ->debug("worker {} (id {}) data-plane address {:02x}", hello.name, id,
+                  fmt::join(hello.worker.data_plane_address, ""));
       break;
     }
     case net::PeerRole::kClient:
@@ -472,6 +479,16 @@ void CoordinatorActor::dispatch() {
       fail(id, planned.code(), "request " + std::to_string(id) + ": " + planned.message());
       continue;
     }
+    // The request's data-plane capability: only the workers of its chain learn it, and they
+    // take no K/V block of the request without it. Request ids stay sequential (readable in
+    // logs): knowing one is no use without the capability.
+    std::array<uint8_t, net::kKvCapabilityBytes> capability{};
+    if (Status drawn = fill_secure_random(capability); !drawn.is_ok()) {
+      fail(id, ErrorCode::kInternal,
+           "request " + std::to_string(id) +
+               ": cannot draw its data-plane capability: " + drawn.message());
+      continue;
+    }
     ++in_flight_;
     std::vector<net::ChainMember> chain;
     for (uint64_t worker : request.chain) {
@@ -493,6 +510,7 @@ void CoordinatorActor::dispatch() {
       assign.return_logits = request.submit.return_logits;
       assign.top_logprobs = request.submit.top_logprobs;
       assign.ignore_eos = request.submit.ignore_eos;
+      assign.kv_capability = capability;
       if (i + 1 == request.chain.size()) {
         // The decoding worker needs the whole prompt for the repetition penalty.
         assign.history_tokens.assign(prompt.begin(), prompt.begin() + request.cuts[i]);
@@ -726,6 +744,9 @@ net::StatusReply CoordinatorActor::status_reply() const {
         std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
     record.healthy = record.last_heartbeat_age <= options_.heartbeat_timeout;
     record.active_requests = static_cast<uint32_t>(worker->requests.size());
+    // Where a worker takes K/V is for the workers of its requests only (through AssignSlice),
+    // never for clients: it is the first thing an injection attempt needs.
+    record.info.data_plane_address.clear();
     reply.workers.push_back(std::move(record));
   }
   reply.queued_requests = static_cast<uint32_t>(queue_.size());

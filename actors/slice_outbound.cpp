@@ -140,6 +140,8 @@ void BlockSender::send(int layer, int64_t from, int64_t to) {
   header.token_begin = from;
   header.token_end = to;
   header.payload_bytes = state_.cache->block_bytes(to - from);
+  header.sender_worker = plan.worker_id;
+  header.capability = plan.capability;
   std::vector<Result<net::SendHandle>> handles = post(header, rows(layer, from, to));
   std::lock_guard lock(state_.mutex);
   if (from >= plan.begin) own_rows_posted_ += to - from;  // forwarded blocks lie before begin

@@ -8,6 +8,7 @@
 #include "actors/slice_inbound.h"
 #include "actors/slice_outbound.h"
 #include "actors/slice_state.h"
+#include "net/data/block_admission.h"
 
 namespace runahead {
 namespace {
@@ -124,6 +125,11 @@ Status SliceRun::allocate_host_staging() {
 
 Result<void*> SliceRun::resolve(const net::KvBlockHeader& header) {
   const SlicePlan& plan = state_->plan;
+  // Before anything else: a block without the request's capability, or from a worker the plan
+  // does not name, is never written (nor reserves a range that the real block then misses).
+  RUNAHEAD_RETURN_IF_ERROR(net::admit_block(
+      header,
+      {.request_id = plan.request_id, .senders = plan.senders, .capability = plan.capability}));
   const KvCache& cache = *state_->cache;
   const std::string where = state_->request_name() + ", layer " + std::to_string(header.layer) +
                             ", tokens [" + std::to_string(header.token_begin) + ", " +

@@ -69,6 +69,13 @@ enum class KvRoute : uint8_t {
 
 struct SlicePlan {
   uint64_t request_id = 0;
+  // This worker's id: the sender every block it sends names.
+  uint64_t worker_id = 0;
+  // The workers whose K/V blocks this run takes (net/data/block_admission.h): the predecessor,
+  // and with fan-out every earlier worker. Blocks from anyone else are refused.
+  std::vector<uint64_t> senders;
+  // The request's capability: carried by every block sent, required of every block received.
+  net::KvCapability capability{};
   int64_t begin = 0;         // first token of this slice
   int64_t end = 0;           // one past its last token
   int64_t cache_tokens = 0;  // cache rows to allocate (>= end; more for the decoding worker)

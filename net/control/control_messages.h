@@ -4,6 +4,8 @@
 // build and receive these; only net/control/control_codec.cpp knows Cap'n Proto.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <variant>
@@ -20,7 +22,8 @@ namespace runahead::net {
 // Must equal protocolVersion in net/control/schema/control.capnp (checked at compile time).
 // 2: top log-probabilities and ignore_eos in requests, slices and tokens.
 // 3: one message union per direction; the partition scheme an enum; calibration messages gone.
-// 4: admission: the worker's context and vocabulary in Hello, a per-request timeout.
+// 4: admission: the worker's context and vocabulary in Hello, a per-request timeout;
+//    AssignSlice carries the request's data-plane capability.
 inline constexpr uint32_t kProtocolVersion = 4;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
@@ -74,6 +77,9 @@ struct Cancel {
   bool operator==(const Cancel&) const = default;
 };
 
+// Bytes of a request's data-plane capability (AssignSlice::kv_capability).
+inline constexpr size_t kKvCapabilityBytes = 16;
+
 struct ChainMember {
   uint64_t worker_id = 0;
   std::vector<uint8_t> data_plane_address;
@@ -95,6 +101,9 @@ struct AssignSlice {
   std::vector<int32_t> history_tokens;  // the last worker only: prompt tokens [0, slice_begin)
   uint32_t top_logprobs = 0;
   bool ignore_eos = false;
+  // The request's data-plane capability (net::KvCapability): drawn by the coordinator for this
+  // request, sent to the workers of its chain only; every K/V block of the request carries it.
+  std::array<uint8_t, kKvCapabilityBytes> kv_capability{};
 
   bool operator==(const AssignSlice&) const = default;
 };

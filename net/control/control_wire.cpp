@@ -372,6 +372,7 @@ void write(schema::AssignSlice::Builder out, const AssignSlice& in) {
   out.setReturnLogits(in.return_logits);
   out.setTopLogprobs(in.top_logprobs);
   out.setIgnoreEos(in.ignore_eos);
+  out.setKvCapability(kj::arrayPtr(in.kv_capability.data(), in.kv_capability.size()));
 }
 
 void write(schema::StartSlice::Builder out, const StartSlice& in) {
@@ -525,6 +526,14 @@ Result<AssignSlice> read(schema::AssignSlice::Reader in, const ControlLimits& li
                             copy_scalars<int32_t>(in.getHistoryTokens(), limits, "history"));
   RUNAHEAD_ASSIGN_OR_RETURN(out.top_logprobs, read_top_logprobs(in.getTopLogprobs(), limits));
   out.ignore_eos = in.getIgnoreEos();
+  const auto capability = in.getKvCapability();
+  if (capability.size() != out.kv_capability.size()) {
+    return make_error(ErrorCode::kProtocol,
+                      "AssignSlice of request " + std::to_string(out.request_id) +
+                          ": a data-plane capability of " + std::to_string(capability.size()) +
+                          " bytes, expected " + std::to_string(out.kv_capability.size()));
+  }
+  std::copy(capability.begin(), capability.end(), out.kv_capability.begin());
   return out;
 }
 

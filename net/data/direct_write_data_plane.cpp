@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "core/log.h"
 #include "net/data/byte_codec.h"
 #include "net/data/forwarding_transport.h"
+#include "net/data/refusal_log.h"
 
 namespace runahead::net {
 namespace {
@@ -371,10 +373,14 @@ class DirectWriteDataPlane final : public ForwardingTransport, public PeerMemory
     bool writer_closed = false;
     Clock::time_point withdrawn_at{};
   };
-  using NoticeKey = std::tuple<uint64_t, uint32_t, int64_t, int64_t>;
+  // Notices in flight are told apart by their whole header, the sender and capability included:
+  // a forged notice (anyone may send one) never takes the place of the real one.
+  using NoticeKey =
+      std::tuple<uint64_t, uint32_t, int64_t, int64_t, uint64_t, std::array<uint8_t, 16>>;
 
   static NoticeKey notice_key(const KvBlockHeader& header) {
-    return {header.request_id, header.layer, header.token_begin, header.token_end};
+    return {header.request_id, header.layer,         header.token_begin,
+            header.token_end,  header.sender_worker, header.capability.bytes};
   }
 
   void set_inner_receiver() {
@@ -451,7 +457,8 @@ class DirectWriteDataPlane final : public ForwardingTransport, public PeerMemory
     if (!resolve_ || !complete_) return;
     auto destination = resolve_(header);
     if (!destination) {
-      log->warn("{}: {} refused: {}", options_.name, describe(header), destination.error().message);
+      refusals_.refused("worker " + std::to_string(header.sender_worker) + " (a write notice)",
+                        destination.status());
       return;
     }
     if (*destination != region.base + notice.offset) {
@@ -572,6 +579,7 @@ class DirectWriteDataPlane final : public ForwardingTransport, public PeerMemory
   Resolver resolve_;
   Completion complete_;
   BlockLimits limits_;
+  RefusalLog refusals_{"direct " + options_.name};
   std::map<PeerId, bool> peers_;  // connected peers: whether the path to each is direct
   std::map<SendHandle, Send> sends_;
   std::map<SendHandle, uint64_t> orphaned_writes_;  // released while copying: their target

@@ -94,7 +94,9 @@ Result<std::unique_ptr<LoopbackDataPlane>> LoopbackDataPlane::create(
 
 LoopbackDataPlane::LoopbackDataPlane(std::shared_ptr<LoopbackHub> hub,
                                      std::shared_ptr<Endpoint> endpoint)
-    : hub_(std::move(hub)), endpoint_(std::move(endpoint)) {}
+    : hub_(std::move(hub)),
+      endpoint_(std::move(endpoint)),
+      refusals_("loopback " + endpoint_->name) {}
 
 LoopbackDataPlane::~LoopbackDataPlane() {
   std::deque<Delivery> orphaned;
@@ -241,9 +243,7 @@ void LoopbackDataPlane::progress() {
       }
     }
     if (!accepted.is_ok()) {
-      logger("data_plane")
-          ->warn("loopback {}: refused a block from {}: {}", endpoint_->name, delivery.from,
-                 accepted.to_string());
+      refusals_.refused(delivery.from, accepted);
       std::lock_guard lock(hub_->mutex);
       LoopbackHub::finish(
           *delivery.send,

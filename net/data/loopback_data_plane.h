@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "net/data/refusal_log.h"
 #include "net/data/transport.h"
 
 namespace runahead::net {
@@ -62,6 +63,7 @@ class LoopbackDataPlane final : public Transport {
   Resolver resolve_;
   Completion complete_;
   BlockLimits limits_;
+  RefusalLog refusals_;
 };
 
 // Creates the hub that endpoints of one test share.

@@ -12,6 +12,7 @@
 // methods, nor those of its peer memory, may be called concurrently.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -25,6 +26,13 @@ namespace runahead::net {
 
 class PeerMemory;
 
+// The secret a coordinator draws for each request (128 bits from the system's CSPRNG) and
+// gives to the workers of that request only: every K/V block of the request carries it, and a
+// receiver takes no block without it (net/data/block_admission.h). Never logged.
+struct KvCapability {
+  std::array<uint8_t, 16> bytes{};
+};
+
 // Fixed-size header sent in front of every block; validated before any payload is accepted.
 struct KvBlockHeader {
   uint64_t request_id = 0;
@@ -33,6 +41,10 @@ struct KvBlockHeader {
   int64_t token_begin = 0;
   int64_t token_end = 0;
   uint64_t payload_bytes = 0;
+  // Who sent the block (the worker id the coordinator gave it) and the request's capability:
+  // the receiver takes blocks only from the senders its plan names, with the capability.
+  uint64_t sender_worker = 0;
+  KvCapability capability{};
 };
 
 // What a receiver accepts at all, checked before its resolver sees a header. The worker sets

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
+#include <span>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -16,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "net/data/refusal_log.h"
 #include "net/data/ucx_wire.h"
 
 namespace runahead::net {
@@ -119,6 +122,7 @@ struct UcxDataPlane::Impl {
   Resolver resolve;
   Completion complete;
   BlockLimits limits;
+  std::unique_ptr<RefusalLog> refusals;  // created with the plane's name
   // Whether endpoints go without peer error handling: every transport allowed is one without
   // peer failure detection (UCX would refuse the endpoint, after logging an error).
   bool without_error_handling = false;
@@ -490,9 +494,11 @@ struct UcxDataPlane::Impl {
     self.receives.erase(record);  // destroys `record`
   }
 
-  // Drops a block nobody will receive: logged; a rendezvous sender learns it was refused.
-  ucs_status_t refuse(bool rendezvous, const std::string& from, const Status& why) {
-    log->warn("{}: refused a K/V block from {}: {}", self_label(), from, why.to_string());
+  // Drops a block nobody will receive: logged (rate-limited); a rendezvous sender learns it
+  // was refused.
+  ucs_status_t refuse(bool rendezvous, std::span<const uint8_t> header_bytes, const Status& why) {
+    if (!refusals) refusals = std::make_unique<RefusalLog>(self_label());
+    refusals->refused(ucx_wire::describe_sender(header_bytes), why);
     return rendezvous ? UCS_ERR_REJECTED : UCS_OK;
   }
 
@@ -506,20 +512,19 @@ struct UcxDataPlane::Impl {
                        const ucp_am_recv_param_t& param) {
     const bool rendezvous = (param.recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV) != 0;
     const std::span<const uint8_t> header_bytes(static_cast<const uint8_t*>(header), header_length);
-    const std::string from = ucx_wire::describe_sender(header_bytes);
     Result<WireHeader> wire = ucx_wire::decode_block_header(header_bytes, limits, length);
-    if (!wire.is_ok()) return refuse(rendezvous, from, wire.status());
+    if (!wire.is_ok()) return refuse(rendezvous, header_bytes, wire.status());
     const KvBlockHeader block = wire->block;
     if (!resolve) {
-      return refuse(rendezvous, from,
+      return refuse(rendezvous, header_bytes,
                     make_error(ErrorCode::kUnavailable,
                                fmt::format("K/V block {}: no receiver set", describe(block))));
     }
     Result<void*> destination = resolve(block);
-    if (!destination.is_ok()) return refuse(rendezvous, from, destination.status());
+    if (!destination.is_ok()) return refuse(rendezvous, header_bytes, destination.status());
     if (*destination == nullptr) {
       return refuse(
-          rendezvous, from,
+          rendezvous, header_bytes,
           make_error(ErrorCode::kInternal,
                      fmt::format("K/V block {}: resolver gave no destination", describe(block))));
     }
@@ -528,6 +533,7 @@ struct UcxDataPlane::Impl {
       completions.emplace_back(block, Status::ok());
       return UCS_OK;
     }
+    const std::string from = ucx_wire::describe_sender(header_bytes);
     auto record = std::make_unique<ReceiveRecord>();
     record->header = block;
     record->from = from;

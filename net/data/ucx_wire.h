@@ -19,7 +19,7 @@ namespace runahead::net::ucx_wire {
 inline constexpr unsigned kKvBlockAmId = 17;
 
 inline constexpr uint32_t kBlockMagic = 0x564b4152;  // "RAKV"
-inline constexpr uint32_t kBlockVersion = 1;
+inline constexpr uint32_t kBlockVersion = 2;         // 2: the sender's worker id and the capability
 inline constexpr size_t kSenderNameBytes = 32;
 
 // The AM header of a block; the AM data is the payload.

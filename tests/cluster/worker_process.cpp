@@ -1,5 +1,6 @@
 #include "tests/cluster/worker_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +16,8 @@ std::string runahead_binary() {
 }
 
 WorkerProcess::WorkerProcess(const std::string& coordinator, const std::string& model,
-                             const std::string& name, const std::vector<std::string>& extra) {
+                             const std::string& name, const std::vector<std::string>& extra,
+                             const std::string& log_path) {
   std::vector<std::string> args = {runahead_binary(), "worker", "--coordinator",  coordinator,
                                    "--model",         model,    "--name",         name,
                                    "--threads",       "1",      "--probe-tokens", "8"};
@@ -23,6 +25,10 @@ WorkerProcess::WorkerProcess(const std::string& coordinator, const std::string& 
   pid_ = fork();
   if (pid_ == 0) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    if (!log_path.empty()) {
+      const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (log >= 0) ::dup2(log, STDERR_FILENO);
+    }
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);

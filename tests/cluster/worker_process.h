@@ -11,9 +11,10 @@ namespace runahead::testing {
 
 class WorkerProcess {
  public:
-  // Starts `runahead worker --coordinator ADDRESS --model MODEL --name NAME` plus `extra`.
+  // Starts `runahead worker --coordinator ADDRESS --model MODEL --name NAME` plus `extra`; its
+  // stderr (the log) goes to `log_path` where one is given.
   WorkerProcess(const std::string& coordinator, const std::string& model, const std::string& name,
-                const std::vector<std::string>& extra = {});
+                const std::vector<std::string>& extra = {}, const std::string& log_path = "");
   ~WorkerProcess();  // SIGKILL if still running
   WorkerProcess(const WorkerProcess&) = delete;
   WorkerProcess& operator=(const WorkerProcess&) = delete;

@@ -71,6 +71,9 @@ inline std::vector<ToWorker> sample_to_worker() {
   assign.history_tokens = {1, -2, 3};
   assign.top_logprobs = 3;
   assign.ignore_eos = true;
+  for (size_t i = 0; i < assign.kv_capability.size(); ++i) {
+    assign.kv_capability[i] = static_cast<uint8_t>(0xa0 + i);
+  }
   all.emplace_back(assign);
   all.emplace_back(StartSlice{77, {1, 2, 3, 4}, true, {{1, 2, 3, 4}, {5, 6}}});
   all.emplace_back(Cancel{77, "worker w2 died"});

@@ -23,6 +23,9 @@
 namespace runahead::testing {
 namespace {
 
+const net::KvCapability kChainCapability{{0x5e, 0xc7, 0x11, 0x0a, 0x42, 0x99, 0x3b, 0xe0, 0x17,
+                                          0x6d, 0xc4, 0x28, 0x81, 0xfa, 0x0c, 0x53}};
+
 using namespace std::chrono_literals;
 
 // A worker's I/O thread: drives its data-plane endpoint and runs posted tasks.
@@ -110,6 +113,13 @@ ChainResult run_chain(const std::vector<const LoadedModel*>& models,
   for (size_t i = 0; i < workers; ++i) {
     SlicePlan plan;
     plan.request_id = 42;
+    // Worker ids are the chain positions; K/V is taken from the predecessor (with fan-out from
+    // every earlier worker), with the request's capability.
+    plan.worker_id = i;
+    for (size_t sender = mode.fan_out ? 0 : (i > 0 ? i - 1 : 0); sender < i; ++sender) {
+      plan.senders.push_back(sender);
+    }
+    plan.capability = kChainCapability;
     plan.begin = cuts[i];
     plan.end = cuts[i + 1];
     plan.cache_tokens = total;

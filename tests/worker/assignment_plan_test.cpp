@@ -222,5 +222,30 @@ TEST(AssignmentPlanTest, RefusesToRunPastTheSlidingWindow) {
   EXPECT_EQ(planned.error().code, ErrorCode::kInvalidArgument);
 }
 
+TEST(AssignmentPlanTest, KvIsTakenOnlyFromThePlannedSendersWithTheRequestsCapability) {
+  net::AssignSlice assign = assignment(2, 4);
+  for (size_t i = 0; i < assign.kv_capability.size(); ++i) {
+    assign.kv_capability[i] = static_cast<uint8_t>(3 * i + 1);
+  }
+  auto planned = plan(assign);
+  ASSERT_TRUE(planned.is_ok()) << planned.error().to_string();
+  EXPECT_EQ(planned->slice.worker_id, kSelf);  // the sender its own blocks name
+  EXPECT_EQ(planned->slice.capability.bytes, assign.kv_capability);
+  // Without fan-out only the predecessor sends here.
+  EXPECT_EQ(planned->slice.senders, std::vector<uint64_t>{assign.chain[1].worker_id});
+
+  // Where fan-out is possible (every pair direct, more than two workers), every earlier one.
+  auto fan_out = plan(assign, reaching({100, 101, 103}));
+  ASSERT_TRUE(fan_out.is_ok()) << fan_out.error().to_string();
+  ASSERT_TRUE(fan_out->direct_to_all);
+  EXPECT_EQ(fan_out->slice.senders,
+            (std::vector<uint64_t>{assign.chain[0].worker_id, assign.chain[1].worker_id}));
+
+  // The first worker takes K/V from nobody.
+  auto first = plan(assignment(0, 4));
+  ASSERT_TRUE(first.is_ok()) << first.error().to_string();
+  EXPECT_TRUE(first->slice.senders.empty());
+}
+
 }  // namespace
 }  // namespace runahead

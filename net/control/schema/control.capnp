@@ -19,7 +19,8 @@ const protocolVersion :UInt32 = 4;
 # 2: top log-probabilities, ignoreEos.
 # 3: one union per direction; the partition scheme an enum; the calibration messages
 #    removed.
-# 4: admission: WorkerInfo.maxPositions and vocabSize, SubmitRequest.timeoutMillis.
+# 4: admission: WorkerInfo.maxPositions and vocabSize, SubmitRequest.timeoutMillis;
+#    AssignSlice.kvCapability, the request's data-plane capability.
 
 enum Role {
   worker @0;
@@ -144,6 +145,9 @@ struct AssignSlice {
   historyTokens @10 :List(Int32);  # the last worker only: prompt tokens [0, sliceBegin)
   topLogprobs @11 :UInt32;       # as in SubmitRequest
   ignoreEos @12 :Bool;
+  kvCapability @13 :Data;        # 16 random bytes drawn for this request and given to its chain
+                                 # only: every K/V block of the request carries them, and a
+                                 # worker takes no block without them
 }
 
 struct SliceReady {
