@@ -8,10 +8,16 @@
 #include "api/conversions.h"
 #include "api/request_state.h"
 #include "net/control/control_client.h"
+#include "net/control/control_limits.h"
 #include "runtime/actor_system.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
+namespace {
+
+constexpr std::chrono::milliseconds kKeepaliveInterval{30000};
+
+}  // namespace
 
 class Client::Impl {
  public:
@@ -22,10 +28,14 @@ class Client::Impl {
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
     hello.name = "client";
+    // A client waiting for a long request sends nothing else: the heartbeat keeps it within
+    // the coordinator's idle timeout.
+    net::ControlLimits limits;
+    limits.keepalive_interval = kKeepaliveInterval;
     auto connected = net::ClientControlClient::connect(
         system.io(), address, hello,
         [this](net::ControlEvent<net::ToClient> event) { return on_event(std::move(event)); },
-        timeout);
+        timeout, limits);
     if (!connected) {
       return make_error(connected.error().code, "cannot connect to the coordinator at " + address +
                                                     ": " + connected.error().message);
