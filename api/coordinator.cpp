@@ -27,6 +27,7 @@ class Coordinator::Impl {
     net::ControlLimits limits;
     limits.handshake_timeout = config.handshake_timeout;
     limits.idle_timeout = config.idle_timeout;
+    limits.transfer_timeout = config.transfer_timeout;
     limits.max_connections = config.max_connections;
     limits.max_buffered_bytes = config.max_buffered_bytes;
     auto listening = net::ControlServer::listen(

@@ -37,6 +37,14 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
         ->check(CLI::NonNegativeNumber)
         ->default_str(std::to_string(config.idle_timeout.count()));
     command
+        ->add_option_function<int64_t>(
+            "--transfer-timeout-ms",
+            [&config](int64_t ms) { config.transfer_timeout = std::chrono::milliseconds(ms); },
+            "a frame must be received, or written to its peer, within this once begun: peers "
+            "that trickle a frame or stop reading are closed")
+        ->check(CLI::PositiveNumber)
+        ->default_str(std::to_string(config.transfer_timeout.count()));
+    command
         ->add_option("--max-connections", config.max_connections,
                      "control connections at once; more are closed on accept")
         ->check(CLI::PositiveNumber)
