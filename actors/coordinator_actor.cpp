@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/secure_random.h"
+#include "core/log_limiter.h"
 #include "model/config.h"
 #include "net/control/control_limits.h"
 #include "planner/claimed_costs.h"
@@ -54,8 +55,8 @@ class ConnectionSink final : public RequestSink {
   void deliver(const net::ToClient& message) {
     Status sent = server_->send(connection_, message);
     if (!sent.is_ok()) {
-      logger("coordinator")
-          ->warn("cannot answer client connection {}: {}", connection_, sent.to_string());
+      warn_limited(*logger("coordinator"), "coordinator: cannot send",
+                   "cannot answer client connection {}: {}", connection_, sent.to_string());
     }
   }
 
@@ -140,9 +141,9 @@ template <typename Message>
 Status send_over(net::ControlServer& server, net::ConnectionId connection, const Message& message) {
   Status sent = server.send(connection, message);
   if (!sent.is_ok()) {
-    logger("coordinator")
-        ->warn("cannot send {} to {}: {}", net::message_kind_name(message), server.peer(connection),
-               sent.to_string());
+    // A peer that asks and never reads fails every send: a few lines, not one per message.
+    warn_limited(*logger("coordinator"), "coordinator: cannot send", "cannot send {} to {}: {}",
+                 net::message_kind_name(message), server.peer(connection), sent.to_string());
   }
   return sent;
 }
@@ -207,14 +208,14 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinat
   auto from_worker = [&](const char* kind) -> WorkerEntry* {
     auto it = worker_of_connection_.find(connection);
     if (it != worker_of_connection_.end()) return workers_[it->second].get();
-    logger("coordinator")
-        ->warn("{} from connection {}, which is no worker's; ignored", kind, connection);
+    warn_limited(*logger("coordinator"), "coordinator: wrong role",
+                 "{} from connection {}, which is no worker's; ignored", kind, connection);
     return nullptr;
   };
   auto from_client = [&](const char* kind) {
     if (client_sinks_.count(connection) != 0) return true;
-    logger("coordinator")
-        ->warn("{} from connection {}, which is no client's; ignored", kind, connection);
+    warn_limited(*logger("coordinator"), "coordinator: wrong role",
+                 "{} from connection {}, which is no client's; ignored", kind, connection);
     return false;
   };
   std::visit(Overloaded{
@@ -273,7 +274,8 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinat
 
 void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& hello) {
   auto refuse = [&](const std::string& reason) {
-    logger("coordinator")->warn("refused {}: {}", hello.name, reason);
+    warn_limited(*logger("coordinator"), "coordinator: refused", "refused {}: {}", hello.name,
+                 reason);
     net::HelloAck ack;
     ack.accepted = false;
     ack.reason = reason;
@@ -534,9 +536,9 @@ CoordinatorActor::Request* CoordinatorActor::request_of_member(uint64_t worker_i
   if (it == requests_.end()) return nullptr;  // finished or failed meanwhile: nothing to do
   Request& request = *it->second;
   if (std::find(request.chain.begin(), request.chain.end(), worker_id) == request.chain.end()) {
-    logger("coordinator")
-        ->warn("{} sent {} for request {}, which it is not part of; ignored",
-               worker_name(worker_id), kind, request_id);
+    warn_limited(*logger("coordinator"), "coordinator: not a member",
+                 "{} sent {} for request {}, which it is not part of; ignored",
+                 worker_name(worker_id), kind, request_id);
     return nullptr;
   }
   return &request;
@@ -587,9 +589,9 @@ void CoordinatorActor::on_token(uint64_t worker_id, net::Token token) {
   Request& request = *found;
   if (worker_id != request.chain.back() || request.all_tokens ||
       token.index != request.tokens.size()) {
-    logger("coordinator")
-        ->warn("{} sent token {} of request {} out of turn; ignored", worker_name(worker_id),
-               token.index, request.id);
+    warn_limited(*logger("coordinator"), "coordinator: out of turn",
+                 "{} sent token {} of request {} out of turn; ignored", worker_name(worker_id),
+                 token.index, request.id);
     return;
   }
   if (request.tokens.empty()) {
@@ -674,7 +676,8 @@ void CoordinatorActor::fail(uint64_t request_id, ErrorCode code, const std::stri
   }
   cancel_timer(request->deadline);
   finish_request(request_id);
-  logger("coordinator")->warn("request {} failed: {}", request_id, message);
+  warn_limited(*logger("coordinator"), "coordinator: request failed", "request {} failed: {}",
+               request_id, message);
   request->sink->error(
       net::RequestError{.request_id = request_id, .code = code, .message = message});
   dispatch();

@@ -11,6 +11,7 @@
 #include "api/conversions.h"
 #include "api/request_state.h"
 #include "net/control/control_client.h"
+#include "net/control/control_limits.h"
 #include "runtime/actor_system.h"
 #include "runtime/overloaded.h"
 
@@ -22,6 +23,7 @@ namespace {
 std::chrono::milliseconds client_grace(std::chrono::milliseconds timeout) {
   return std::clamp(timeout / 10, std::chrono::milliseconds(250), std::chrono::milliseconds(1000));
 }
+constexpr std::chrono::milliseconds kKeepaliveInterval{30000};
 
 }  // namespace
 
@@ -34,10 +36,14 @@ class Client::Impl {
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
     hello.name = "client";
+    // A client waiting for a long request sends nothing else: the heartbeat keeps it within
+    // the coordinator's idle timeout.
+    net::ControlLimits limits;
+    limits.keepalive_interval = kKeepaliveInterval;
     auto connected = net::ClientControlClient::connect(
         system.io(), address, hello,
         [this](net::ControlEvent<net::ToClient> event) { return on_event(std::move(event)); },
-        timeout);
+        timeout, limits);
     if (!connected) {
       return make_error(connected.error().code, "cannot connect to the coordinator at " + address +
                                                     ": " + connected.error().message);

@@ -73,10 +73,18 @@ class Coordinator::Impl {
     auto deliver = std::make_shared<Sink>([](net::ControlEvent<net::ToCoordinator>) -> Status {
       return make_error(ErrorCode::kUnavailable, "the coordinator is not running");
     });
+    net::ControlLimits limits;
+    limits.handshake_timeout = config.handshake_timeout;
+    limits.idle_timeout = config.idle_timeout;
+    limits.transfer_timeout = config.transfer_timeout;
+    limits.max_connections = config.max_connections;
+    limits.max_buffered_bytes = config.max_buffered_bytes;
     auto listening = net::ControlServer::listen(
-        system.io(), config.listen, [deliver](net::ControlEvent<net::ToCoordinator> event) {
+        system.io(), config.listen,
+        [deliver](net::ControlEvent<net::ToCoordinator> event) {
           return (*deliver)(std::move(event));
-        });
+        },
+        limits);
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);

@@ -50,6 +50,42 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
                      "requests one client connection may have queued or running at once; more "
                      "are refused (0: no limit)")
         ->capture_default_str();
+    command
+        ->add_option_function<int64_t>(
+            "--handshake-timeout-ms",
+            [&config](int64_t ms) { config.handshake_timeout = std::chrono::milliseconds(ms); },
+            "a connection that has not completed its Hello this long is closed")
+        ->check(CLI::PositiveNumber)
+        ->default_str(std::to_string(config.handshake_timeout.count()));
+    command
+        ->add_option_function<int64_t>(
+            "--idle-timeout-ms",
+            [&config](int64_t ms) { config.idle_timeout = std::chrono::milliseconds(ms); },
+            "a worker or client that sends nothing this long is closed (workers heartbeat, "
+            "clients send a heartbeat every 30 s); 0: never")
+        ->check(CLI::NonNegativeNumber)
+        ->default_str(std::to_string(config.idle_timeout.count()));
+    command
+        ->add_option_function<int64_t>(
+            "--transfer-timeout-ms",
+            [&config](int64_t ms) { config.transfer_timeout = std::chrono::milliseconds(ms); },
+            "a frame must be received, or written to its peer, within this once begun: peers "
+            "that trickle a frame or stop reading are closed")
+        ->check(CLI::PositiveNumber)
+        ->default_str(std::to_string(config.transfer_timeout.count()));
+    command
+        ->add_option("--max-connections", config.max_connections,
+                     "control connections at once; more are closed on accept")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    command
+        ->add_option_function<int64_t>(
+            "--max-buffered-mib",
+            [&config](int64_t mib) { config.max_buffered_bytes = static_cast<size_t>(mib) << 20; },
+            "bytes all connections may hold in frame buffers together (received and queued to "
+            "send); a connection that would pass it is closed")
+        ->check(CLI::Range(int64_t{17}, int64_t{1} << 20))
+        ->default_str(std::to_string(config.max_buffered_bytes >> 20));
   }
   if (scope != CoordinatorFlagScope::kProfile) {
     command

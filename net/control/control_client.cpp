@@ -120,6 +120,11 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
       return make_error(ErrorCode::kUnavailable, reason);
     }
     connection.set_handshake_done();
+    if (limits_.keepalive_interval.count() > 0) {
+      auto keepalive = encode_frame(ToCoordinator(Heartbeat{}), limits_);
+      if (keepalive)
+        connection.set_keepalive(std::move(keepalive).value(), limits_.keepalive_interval);
+    }
     finished_ = true;
     timer_.cancel();
     auto client = std::make_unique<ControlClient<Incoming>>(connection.shared_from_this(), *ack);

@@ -3,6 +3,11 @@
 // to a limit. All socket work runs on the connection's strand, so send() and close() may be
 // called from any thread. Owners are ControlServer (accepted connections) and ControlClient
 // (outgoing ones).
+//
+// Memory a peer can make it hold is bounded: a frame's buffer grows as its bytes arrive (not to
+// the announced length), frames before the handshake are small, and every buffered byte in
+// either direction is charged to a BufferBudget shared by the server's connections. A watchdog
+// closes connections that go silent after the handshake, trickle a frame, or stop reading.
 #pragma once
 
 #include <chrono>
@@ -20,6 +25,7 @@
 #include <asio/steady_timer.hpp>
 
 #include "core/status.h"
+#include "net/control/buffer_budget.h"
 #include "net/control/control_codec.h"
 #include "net/control/control_events.h"
 #include "net/control/control_limits.h"
@@ -39,7 +45,10 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   using CloseHandler = std::function<void(ControlConnection&, const Status&)>;
 
   // `socket` must be bound to a strand (asio::make_strand): its executor serializes handlers.
-  ControlConnection(asio::ip::tcp::socket socket, std::string peer, ControlLimits limits);
+  // `budget` is shared by the connections whose buffers it bounds; none: one of
+  // limits.max_buffered_bytes for this connection alone.
+  ControlConnection(asio::ip::tcp::socket socket, std::string peer, ControlLimits limits,
+                    std::shared_ptr<BufferBudget> budget = nullptr);
   ~ControlConnection();
   ControlConnection(const ControlConnection&) = delete;
   ControlConnection& operator=(const ControlConnection&) = delete;
@@ -53,8 +62,9 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   void start(FrameHandler on_frame, CloseHandler on_close);
 
   // Queues a message (ToCoordinator, ToWorker, ToClient or HelloAck). kUnavailable once closed
-  // (or closing), kResourceExhausted when the outgoing queue holds max_outgoing_messages,
-  // kInvalidArgument when it exceeds the frame limit.
+  // (or closing), kInvalidArgument when it exceeds the frame limit, kResourceExhausted when the
+  // outgoing queue holds max_outgoing_messages or max_outgoing_bytes, or the budget is spent:
+  // the connection is then closed, since its peer does not read what it asked for.
   template <typename Message>
   Status send(const Message& message) {
     return enqueue(encode_frame(message, limits_));
@@ -70,40 +80,62 @@ class ControlConnection : public std::enable_shared_from_this<ControlConnection>
   void disarm_deadline();
 
   // Handshake state, kept by the owner; read and written on the strand only. Completing the
-  // handshake starts the idle watchdog (ControlLimits::idle_timeout).
+  // handshake lifts the frame limit to max_frame_bytes and starts the idle timeout
+  // (ControlLimits::idle_timeout).
   bool handshake_done() const { return handshake_done_; }
   void set_handshake_done();
 
+  // Sends `frame` (an encoded Heartbeat) whenever nothing was sent for `interval`; on the
+  // strand. For connecting ends, to stay within a server's idle timeout.
+  void set_keepalive(std::vector<uint8_t> frame, std::chrono::milliseconds interval);
+
  private:
   Status enqueue(Result<std::vector<uint8_t>> frame);
+  using Clock = std::chrono::steady_clock;
+
   void read_header();
   void on_header(const std::error_code& error, size_t bytes);
-  void on_body(const std::error_code& error, size_t bytes, uint32_t length);
+  void read_body();
+  void on_body(const std::error_code& error, size_t bytes);
+  Status grow_body(size_t bytes);
+  void release_body();
   void write_next();
-  void watch_idle(std::chrono::steady_clock::duration wait);
+  void watch(Clock::duration period);
+  void check_timeouts();
   void finish_close(Status reason);
   Status closed_error() const;
 
   const ConnectionId id_;
   const ControlLimits limits_;
+  const std::shared_ptr<BufferBudget> budget_;
   asio::ip::tcp::socket socket_;
   asio::steady_timer deadline_;
-  asio::steady_timer idle_;
+  asio::steady_timer watchdog_;
 
   // Strand-only state.
   FrameHandler on_frame_;
   CloseHandler on_close_;
   FrameHeaderBytes header_{};
   std::vector<uint64_t> body_;
+  size_t body_charged_ = 0;  // bytes of body_ charged to the budget
+  uint32_t frame_bytes_ = 0;
+  size_t received_bytes_ = 0;
+  bool in_frame_ = false;
+  Clock::time_point frame_started_;
   bool writing_ = false;
+  Clock::time_point write_started_;
   bool finished_ = false;
   bool handshake_done_ = false;
-  std::chrono::steady_clock::time_point last_received_;
+  Clock::time_point last_received_;
+  std::vector<uint8_t> keepalive_frame_;
+  std::chrono::milliseconds keepalive_interval_{0};
 
   // Shared with send() callers.
   mutable std::mutex mutex_;
   std::string peer_;
   std::deque<std::vector<uint8_t>> outgoing_;
+  size_t outgoing_bytes_ = 0;  // charged to the budget
+  Clock::time_point last_sent_;
   bool closing_ = false;
   std::optional<Status> flush_then_close_;
 };

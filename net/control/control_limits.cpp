@@ -25,6 +25,37 @@ Status ControlLimits::validate() const {
     return make_error(ErrorCode::kInvalidArgument,
                       "control limit max_outgoing_messages must be positive");
   }
+  if (max_handshake_frame_bytes < 64 || max_handshake_frame_bytes % 8 != 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_handshake_frame_bytes={} must be a multiple "
+                                  "of 8 and at least 64",
+                                  max_handshake_frame_bytes));
+  }
+  if (max_outgoing_bytes < size_t{max_frame_bytes} + 8) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_outgoing_bytes={} must hold one frame of "
+                                  "max_frame_bytes={} and its header",
+                                  max_outgoing_bytes, max_frame_bytes));
+  }
+  if (max_buffered_bytes < size_t{max_frame_bytes} + 8) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limit max_buffered_bytes={} must hold one frame of "
+                                  "max_frame_bytes={} and its header",
+                                  max_buffered_bytes, max_frame_bytes));
+  }
+  if (transfer_timeout.count() <= 0 || handshake_timeout.count() <= 0 || idle_timeout.count() < 0 ||
+      keepalive_interval.count() < 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      fmt::format("control limits: transfer_timeout={} ms and handshake_timeout={} "
+                                  "ms must be positive, idle_timeout={} ms and "
+                                  "keepalive_interval={} ms not negative",
+                                  transfer_timeout.count(), handshake_timeout.count(),
+                                  idle_timeout.count(), keepalive_interval.count()));
+  }
+  if (status_queries_per_second == 0) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "control limit status_queries_per_second must be positive");
+  }
   if (max_connections == 0) {
     return make_error(ErrorCode::kInvalidArgument,
                       "control limit max_connections must be positive");

@@ -9,6 +9,9 @@
 #include <asio/strand.hpp>
 
 #include "core/log.h"
+#include "core/log_limiter.h"
+#include "core/token_bucket.h"
+#include "net/control/buffer_budget.h"
 #include "net/control/control_connection.h"
 #include "net/control/host_port.h"
 #include "net/control/peer_description.h"
@@ -18,7 +21,11 @@ namespace runahead::net {
 class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::Impl> {
  public:
   Impl(asio::io_context& io, ControlEventSink<ToCoordinator> sink, ControlLimits limits)
-      : io_(io), acceptor_(asio::make_strand(io)), sink_(std::move(sink)), limits_(limits) {}
+      : io_(io),
+        acceptor_(asio::make_strand(io)),
+        sink_(std::move(sink)),
+        limits_(limits),
+        budget_(std::make_shared<BufferBudget>(limits.max_buffered_bytes)) {}
 
   Status bind(const HostPort& address) {
     std::error_code error;
@@ -64,6 +71,8 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
     return connections_.size();
   }
 
+  const BufferBudget& budget() const { return *budget_; }
+
   template <typename Message>
   Status send(ConnectionId connection, const Message& message);
 
@@ -86,18 +95,19 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
 
  private:
   void accept_next() {
-    acceptor_.async_accept(
-        asio::make_strand(io_),
-        [self = shared_from_this()](const std::error_code& error, asio::ip::tcp::socket socket) {
-          if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
-          if (error) {
-            logger("control")->warn("control: accept on {} failed: {}", self->local_address(),
-                                    error.message());
-          } else {
-            self->adopt(std::move(socket));
-          }
-          self->accept_next();
-        });
+    acceptor_.async_accept(asio::make_strand(io_), [self = shared_from_this()](
+                                                       const std::error_code& error,
+                                                       asio::ip::tcp::socket socket) {
+      if (error == asio::error::operation_aborted || !self->acceptor_.is_open()) return;
+      if (error) {
+        // Out of descriptors under a flood, for instance: once per attempt, so limited.
+        warn_limited(*logger("control"), "control: accept failed",
+                     "control: accept on {} failed: {}", self->local_address(), error.message());
+      } else {
+        self->adopt(std::move(socket));
+      }
+      self->accept_next();
+    });
   }
 
   void adopt(asio::ip::tcp::socket socket) {
@@ -108,13 +118,15 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
               : HostPort{remote.address().to_string(), remote.port()}.to_string();
     // Control messages are small and latency-bound (streamed tokens): no Nagle delay.
     socket.set_option(asio::ip::tcp::no_delay(true), error);
-    auto connection = std::make_shared<ControlConnection>(std::move(socket), address, limits_);
+    auto connection =
+        std::make_shared<ControlConnection>(std::move(socket), address, limits_, budget_);
     {
       std::lock_guard lock(mutex_);
       if (shut_down_) return;
       if (connections_.size() >= limits_.max_connections) {
-        logger("control")->warn("control: refusing {}: already {} connections (the limit)", address,
-                                connections_.size());
+        warn_limited(*logger("control"), "control: refused",
+                     "control: refusing {}: already {} connections (the limit)", address,
+                     connections_.size());
         connection->close(make_error(ErrorCode::kResourceExhausted, "too many connections"));
         return;
       }
@@ -126,13 +138,23 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
         make_error(ErrorCode::kTimeout, fmt::format("no Hello from {} within {} ms", address,
                                                     limits_.handshake_timeout.count())));
     std::weak_ptr<Impl> weak = weak_from_this();
+    // This connection's allowance of StatusQuery; used on its strand only.
+    auto status_queries = std::make_shared<TokenBucket>(limits_.status_queries_per_second,
+                                                        limits_.status_queries_per_second);
     connection->start(
-        [weak, address](ControlConnection& from, std::span<const uint64_t> body) -> Status {
+        [weak, address, status_queries](ControlConnection& from,
+                                        std::span<const uint64_t> body) -> Status {
           auto self = weak.lock();
           if (!self) return make_error(ErrorCode::kCancelled, "control server is gone");
           RUNAHEAD_ASSIGN_OR_RETURN(ToCoordinator message,
                                     decode_message<ToCoordinator>(body, from.limits()));
           logger("control")->trace("control: {} from {}", message_kind_name(message), from.peer());
+          if (std::holds_alternative<StatusQuery>(message) &&
+              !status_queries->take(TokenBucket::Clock::now())) {
+            return make_error(ErrorCode::kResourceExhausted,
+                              fmt::format("{} sent more than {} StatusQuery per second",
+                                          from.peer(), self->limits_.status_queries_per_second));
+          }
           return self->on_message(from, address, std::move(message));
         },
         [weak](ControlConnection& closed, const Status& reason) {
@@ -152,7 +174,8 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
         const std::string reason =
             fmt::format("{} speaks control protocol version {}, this coordinator speaks version {}",
                         describe_peer(*hello, address), hello->protocol_version, kProtocolVersion);
-        logger("control")->warn("control: refusing connection {}: {}", connection.id(), reason);
+        warn_limited(*logger("control"), "control: refused", "control: refusing connection {}: {}",
+                     connection.id(), reason);
         HelloAck refusal;
         refusal.accepted = false;
         refusal.reason = reason;
@@ -177,8 +200,9 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
       connections_.erase(connection.id());
     }
     if (!connection.handshake_done()) return;  // the owner never knew it
-    logger("control")->info("control: connection {} to {} closed: {}", connection.id(),
-                            connection.peer(), reason.to_string());
+    log_limited(*logger("control"), spdlog::level::info, "control: closed",
+                "control: connection {} to {} closed: {}", connection.id(), connection.peer(),
+                reason.to_string());
     Status delivered = sink_(ControlClosed{connection.id(), connection.peer(), reason});
     if (!delivered.is_ok()) {
       logger("control")->debug("control: close of {} not delivered: {}", connection.peer(),
@@ -191,6 +215,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
   asio::ip::tcp::endpoint local_;
   const ControlEventSink<ToCoordinator> sink_;
   const ControlLimits limits_;
+  const std::shared_ptr<BufferBudget> budget_;
   mutable std::mutex mutex_;
   bool shut_down_ = false;
   std::unordered_map<ConnectionId, std::shared_ptr<ControlConnection>> connections_;
@@ -253,6 +278,10 @@ std::string ControlServer::peer(ConnectionId connection) const {
 
 size_t ControlServer::connection_count() const {
   return impl_->connection_count();
+}
+
+size_t ControlServer::buffered_bytes() const {
+  return impl_->budget().used();
 }
 
 void ControlServer::shutdown() {

@@ -42,6 +42,8 @@ class ControlServer {
   // The peer's description ("worker w1 (127.0.0.1:40123)"), or "" if gone.
   std::string peer(ConnectionId connection) const;
   size_t connection_count() const;
+  // Bytes the connections hold in frame buffers now (ControlLimits::max_buffered_bytes bounds it).
+  size_t buffered_bytes() const;
 
   // Stops accepting and closes every connection. Idempotent.
   void shutdown();

@@ -50,6 +50,17 @@ struct CoordinatorConfig {
   // A calibration profile (`runahead calibrate --out`); empty: none. Balanced requests are then
   // planned with its cost model, "searched" ones with its measured partitions.
   std::string profile_path;
+  // Connections (docs/security.md, "Resource limits of the control plane"). A connection that
+  // has not completed its Hello within handshake_timeout, or sends nothing for idle_timeout
+  // after it (workers heartbeat, clients of this library send a Heartbeat every 30 s), is
+  // closed; so is one whose frame buffers would take all connections' buffers together past
+  // max_buffered_bytes, or that does not finish receiving or sending a frame within
+  // transfer_timeout (a peer that trickles or stops reading). Zero idle_timeout: none.
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::milliseconds idle_timeout{300000};
+  std::chrono::milliseconds transfer_timeout{60000};
+  size_t max_connections = 1024;
+  size_t max_buffered_bytes = size_t{256} << 20;
 };
 
 struct WorkerState {
