@@ -28,7 +28,11 @@ struct CoordinatorConfig {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
   size_t queue_capacity = 64;          // waiting requests; beyond it submit() answers busy
   size_t max_in_flight = 8;            // requests on the workers at once
-  std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
+  // A worker silent this long is declared dead; only time the coordinator ran counts, so a
+  // coordinator that was paused does not blame its workers for the pause.
+  std::chrono::milliseconds heartbeat_timeout{3000};
+  // The coordinator's heartbeat to its workers and clients (they notice a vanished coordinator).
+  std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds request_timeout{600000};
   bool balanced_partition = true;  // false: even split
   int64_t min_tokens_per_worker = 32;

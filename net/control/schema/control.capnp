@@ -15,10 +15,11 @@
 
 $import "/capnp/c++.capnp".namespace("runahead::schema");
 
-const protocolVersion :UInt32 = 3;
+const protocolVersion :UInt32 = 4;
 # 2: top log-probabilities, ignoreEos.
 # 3: one union per direction; the partition scheme an enum; the calibration messages
 #    removed.
+# 4: Heartbeat from the coordinator to workers and clients (liveness both ways).
 
 enum Role {
   worker @0;
@@ -252,6 +253,7 @@ struct ToWorker {
     assignSlice @0 :AssignSlice;
     startSlice @1 :StartSlice;
     cancel @2 :Cancel;
+    heartbeat @3 :Heartbeat;           # the coordinator is alive; sent every heartbeat period
   }
 }
 
@@ -262,6 +264,7 @@ struct ToClient {
     requestResult @1 :RequestResult;
     requestError @2 :RequestError;
     statusReply @3 :StatusReply;
+    heartbeat @4 :Heartbeat;           # the coordinator is alive; sent every heartbeat period
   }
 }
 
