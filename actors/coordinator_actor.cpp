@@ -22,6 +22,9 @@ using runtime::Overloaded;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kHealthPeriod = std::chrono::milliseconds(100);
+// The most one health tick counts of the time since the previous one: a longer gap means the
+// coordinator was not running (paused, stalled), and its workers cannot be blamed for it.
+constexpr auto kLivenessStep = std::chrono::milliseconds(1000);
 
 uint64_t nanos_between(Clock::time_point from, Clock::time_point to) {
   return static_cast<uint64_t>(
@@ -71,8 +74,8 @@ class ConnectionSink final : public RequestSink {
 // filled in when a status reads it) and the coordinator's bookkeeping.
 struct CoordinatorActor::WorkerEntry : WorkerRecord {
   net::ConnectionId connection = 0;
-  Clock::time_point last_heartbeat;
-  std::vector<uint64_t> requests;  // dispatched requests this worker is part of
+  runtime::LivenessClock::Duration last_heard{};  // on the coordinator's liveness clock
+  std::vector<uint64_t> requests;                 // dispatched requests this worker is part of
 };
 
 struct CoordinatorActor::Request {
@@ -101,7 +104,8 @@ CoordinatorActor::CoordinatorActor(CoordinatorOptions options,
                                    std::shared_ptr<net::ControlServer> server)
     : options_(std::move(options)),
       server_(std::move(server)),
-      model_hash_(options_.expected_model_hash) {}
+      model_hash_(options_.expected_model_hash),
+      liveness_(kLivenessStep) {}
 
 CoordinatorActor::~CoordinatorActor() = default;
 
@@ -124,6 +128,14 @@ Status CoordinatorActor::on_start() {
                profile.model.hash, profile.workers.size(), profile.searched.size());
     profile_ = std::move(profile);
   }
+  if (options_.heartbeat_interval.count() <= 0 || options_.heartbeat_timeout.count() <= 0) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        "the coordinator's heartbeat interval (" +
+            std::to_string(options_.heartbeat_interval.count()) + " ms) and heartbeat timeout (" +
+            std::to_string(options_.heartbeat_timeout.count()) + " ms) must be positive");
+  }
+  liveness_ = runtime::LivenessClock(kLivenessStep);
   start_periodic(kHealthPeriod, [] { return CoordinatorMessage(HealthTick{}); });
   return Status::ok();
 }
@@ -205,6 +217,10 @@ void CoordinatorActor::on_message(CoordinatorMessage message) {
 
 void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinator message) {
   // The sender's role, for the messages only one role sends.
+  // Anything a worker sends shows it alive.
+  if (auto it = worker_of_connection_.find(connection); it != worker_of_connection_.end()) {
+    workers_[it->second]->last_heard = liveness_.now();
+  }
   auto from_worker = [&](const char* kind) -> WorkerEntry* {
     auto it = worker_of_connection_.find(connection);
     if (it != worker_of_connection_.end()) return workers_[it->second].get();
@@ -225,7 +241,6 @@ void CoordinatorActor::on_control(net::ConnectionId connection, net::ToCoordinat
                    auto it = worker_of_connection_.find(connection);
                    if (it == worker_of_connection_.end()) return;
                    WorkerEntry& worker = *workers_[it->second];
-                   worker.last_heartbeat = Clock::now();
                    worker.info.free_memory_bytes = beat.free_memory_bytes;
                  },
                  [&](net::SubmitRequest& submit) {
@@ -318,7 +333,7 @@ void CoordinatorActor::on_hello(net::ConnectionId connection, const net::Hello& 
       worker->connection = connection;
       worker->name = hello.name;
       worker->info = hello.worker;
-      worker->last_heartbeat = Clock::now();
+      worker->last_heard = liveness_.now();
       workers_[id] = std::move(worker);
       worker_of_connection_[connection] = id;
       logger("coordinator")
@@ -700,11 +715,20 @@ void CoordinatorActor::worker_lost(uint64_t worker_id, const std::string& why) {
 }
 
 void CoordinatorActor::on_health_tick() {
-  const auto now = Clock::now();
+  const auto stalled = liveness_.check();
+  if (stalled > std::chrono::milliseconds(0)) {
+    logger("coordinator")
+        ->warn(
+            "the coordinator did not run for {} ms (paused or stalled); its workers are "
+            "judged by what arrives from now on",
+            std::chrono::duration_cast<std::chrono::milliseconds>(stalled + kLivenessStep).count());
+  }
+  send_heartbeats();
+  const auto now = liveness_.now();
   std::vector<std::pair<uint64_t, int64_t>> silent;
   for (const auto& [id, worker] : workers_) {
     const auto quiet =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heard);
     if (quiet > options_.heartbeat_timeout) silent.emplace_back(id, quiet.count());
   }
   for (const auto& [id, quiet] : silent) {
@@ -738,13 +762,35 @@ ModelLimits CoordinatorActor::model_limits() const {
                      .model = model_hash_};
 }
 
+void CoordinatorActor::send_heartbeats() {
+  const auto now = Clock::now();
+  if (now - last_heartbeat_sent_ < options_.heartbeat_interval) return;
+  last_heartbeat_sent_ = now;
+  const net::Heartbeat beat{.sequence = ++heartbeat_sequence_,
+                            .active_requests = static_cast<uint32_t>(in_flight_),
+                            .free_memory_bytes = 0};
+  // A peer that cannot take a heartbeat is either gone (its close is on the way) or not reading;
+  // neither is worth a line per period.
+  for (const auto& [connection, worker] : worker_of_connection_) {
+    if (Status sent = server_->send(connection, net::ToWorker(beat)); !sent.is_ok()) {
+      logger("coordinator")->debug("heartbeat to {}: {}", worker_name(worker), sent.to_string());
+    }
+  }
+  for (const auto& [connection, sink] : client_sinks_) {
+    if (Status sent = server_->send(connection, net::ToClient(beat)); !sent.is_ok()) {
+      logger("coordinator")
+          ->debug("heartbeat to client connection {}: {}", connection, sent.to_string());
+    }
+  }
+}
+
 net::StatusReply CoordinatorActor::status_reply() const {
   net::StatusReply reply;
-  const auto now = Clock::now();
+  const auto now = liveness_.now();
   for (const auto& [id, worker] : workers_) {
     WorkerRecord record = static_cast<const WorkerRecord&>(*worker);
     record.last_heartbeat_age =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heartbeat);
+        std::chrono::duration_cast<std::chrono::milliseconds>(now - worker->last_heard);
     record.healthy = record.last_heartbeat_age <= options_.heartbeat_timeout;
     record.active_requests = static_cast<uint32_t>(worker->requests.size());
     // Where a worker takes K/V is for the workers of its requests only (through AssignSlice),

@@ -23,6 +23,7 @@
 #include "planner/partition.h"
 #include "planner/profile.h"
 #include "runtime/actor.h"
+#include "runtime/liveness_clock.h"
 
 namespace runahead {
 
@@ -30,13 +31,18 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:0";
   size_t queue_capacity = 64;                         // requests waiting; more are refused as busy
   size_t max_in_flight = 8;                           // requests dispatched to workers at once
-  std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
   std::chrono::milliseconds request_timeout{600000};  // caps every request's own deadline
   // A request waits this long for a worker when none is registered, then fails.
   std::chrono::milliseconds no_worker_timeout{10000};
   // Requests one client connection may have queued or running at once (0: no limit); callers
   // in the process are not counted.
   size_t max_requests_per_client = 32;
+  // A worker from which nothing arrived for this long is declared dead. Counted only while the
+  // coordinator runs (runtime/liveness_clock.h): a coordinator that was paused judges its
+  // workers by what arrives after it resumes.
+  std::chrono::milliseconds heartbeat_timeout{3000};
+  // The coordinator's own Heartbeat to every worker and client, so that they notice it is gone.
+  std::chrono::milliseconds heartbeat_interval{500};
   // The scheme of requests that name none: kBalanced or kEven.
   PartitionScheme partition = PartitionScheme::kBalanced;
   // Prompts shorter than this many tokens per worker use fewer workers (one at the least).
@@ -108,6 +114,8 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   // Queued requests fail once no worker has been registered for the no-worker timeout.
   void fail_requests_without_workers(std::chrono::steady_clock::time_point now);
   ModelLimits model_limits() const;
+  // Tells every worker and client that the coordinator is alive.
+  void send_heartbeats();
   net::StatusReply status_reply() const;
 
   void dispatch();
@@ -142,6 +150,10 @@ class CoordinatorActor final : public runtime::Actor<CoordinatorMessage> {
   size_t in_flight_ = 0;
   std::optional<Profile> profile_;
   bool profile_mismatch_logged_ = false;
+  // Worker silence is measured on it; it advances at most one step per health tick.
+  runtime::LivenessClock liveness_;
+  std::chrono::steady_clock::time_point last_heartbeat_sent_;
+  uint64_t heartbeat_sequence_ = 0;
 };
 
 }  // namespace runahead

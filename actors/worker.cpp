@@ -1,11 +1,13 @@
 #include "actors/worker.h"
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
 #include <optional>
 
 #include "actors/compute_queue.h"
+#include "actors/coordinator_link.h"
 #include "actors/worker_actor.h"
 #include "core/log.h"
 #include "kernels/backend_factory.h"
@@ -108,11 +110,11 @@ class Worker::Impl {
     context.data_plane = data_plane.get();
     context.compute = compute.get();
     context.send_to_coordinator = [this](const net::ToCoordinator& message) -> Status {
-      std::lock_guard lock(mutex);
-      if (!client) return make_error(ErrorCode::kUnavailable, "not connected to the coordinator");
-      return client->send(message);
+      return link->send(message);
     };
-    context.on_coordinator_lost = [this](Status reason) { finish(std::move(reason)); };
+    // The actor let go of its requests after losing the coordinator: join again.
+    context.on_coordinator_lost = [this](Status reason) { link->rejoin(reason); };
+    context.drop_coordinator = [this](Status reason) { link->drop(std::move(reason)); };
     context.on_device_failure = [this](Status reason) { finish(std::move(reason)); };
     Backend* device = backend.get();
     host_staging = std::make_unique<BufferPool>(
@@ -128,6 +130,29 @@ class Worker::Impl {
     system.start();
     RUNAHEAD_ASSIGN_OR_RETURN(actor, system.spawn<WorkerActor>(options.name, std::move(context)));
 
+    CoordinatorLinkOptions link_options;
+    link_options.address = options.coordinator;
+    link_options.name = options.name;
+    link_options.connect_timeout = options.connect_timeout;
+    link_options.backoff.initial = options.reconnect_initial_backoff;
+    link_options.backoff.max = options.reconnect_max_backoff;
+    link_options.give_up_after = options.reconnect_give_up;
+    CoordinatorLinkCallbacks callbacks;
+    callbacks.hello = [this] { return hello(); };
+    callbacks.sink = net::deliver_to<net::ToWorker>(actor);
+    callbacks.joined = [this](uint64_t worker_id, net::ConnectionId connection, bool rejoined) {
+      id = worker_id;
+      // Queued before any message the coordinator sends after its HelloAck.
+      (void)actor.tell(Joined{worker_id, connection, rejoined});
+    };
+    callbacks.gave_up = [this](Status why) { finish(std::move(why)); };
+    link = std::make_unique<CoordinatorLink>(system.io(), std::move(link_options),
+                                             std::move(callbacks));
+    return link->join();
+  }
+
+  // What this worker says of itself at each join.
+  net::Hello hello() const {
     net::Hello hello;
     hello.role = net::PeerRole::kWorker;
     hello.name = options.name;
@@ -140,31 +165,7 @@ class Worker::Impl {
     hello.worker.sliding_window = static_cast<uint32_t>(transformer->config().sliding_window);
     hello.worker.max_positions = static_cast<uint32_t>(transformer->config().max_positions);
     hello.worker.vocab_size = static_cast<uint32_t>(transformer->config().vocab_size);
-    std::promise<Status> joined;
-    auto joined_future = joined.get_future();
-    net::WorkerControlClient::connect_async(
-        system.io(), options.coordinator, hello, net::deliver_to<net::ToWorker>(actor),
-        options.connect_timeout, {},
-        [&, this](Result<std::unique_ptr<net::WorkerControlClient>> connected) {
-          if (!connected) {
-            joined.set_value(connected.status());
-            return;
-          }
-          id = connected.value()->ack().peer_id;
-          {
-            std::lock_guard lock(mutex);
-            client = std::move(connected).value();
-          }
-          // Queued before any message the coordinator sends after its HelloAck.
-          (void)actor.tell(Joined{id});
-          joined.set_value(Status::ok());
-        });
-    Status status = joined_future.get();
-    if (!status.is_ok()) {
-      return make_error(status.code(), options.name + ": cannot join the coordinator at " +
-                                           options.coordinator + ": " + status.message());
-    }
-    return Status::ok();
+    return hello;
   }
 
   void finish(Status reason) {
@@ -181,15 +182,11 @@ class Worker::Impl {
 
   void shutdown() {
     finish(make_error(ErrorCode::kCancelled, options.name + " stopped"));
+    // No rejoining from here on; the connection closes after what is queued.
+    if (link) link->stop();
     // The actor's on_stop cancels the slice runs, so that the compute thread can be joined.
     system.stop(runtime::StopMode::kDrop);
     if (compute) compute->stop();
-    std::unique_ptr<net::WorkerControlClient> closing;
-    {
-      std::lock_guard lock(mutex);
-      closing = std::move(client);
-    }
-    if (closing) closing->close(true);
   }
 
   WorkerOptions options;
@@ -206,11 +203,11 @@ class Worker::Impl {
   std::unique_ptr<ComputeQueue> compute;
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 1}};
   runtime::ActorRef<WorkerMessage> actor;
-  uint64_t id = 0;
+  std::atomic<uint64_t> id{0};
+  std::unique_ptr<CoordinatorLink> link;  // after the system: stopped and destroyed before it
 
   std::mutex mutex;
   std::condition_variable stopped_changed;
-  std::unique_ptr<net::WorkerControlClient> client;
   std::optional<Status> stopped;
 };
 

@@ -35,6 +35,18 @@ struct WorkerOptions {
   std::chrono::microseconds link_jitter{0};
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds connect_timeout{10000};
+  // The coordinator is taken for gone when nothing arrived from it for this long (it sends a
+  // heartbeat every 500 ms by default); only time this worker ran counts, so a worker that was
+  // paused does not blame the coordinator for the pause. A closed or reset connection is
+  // noticed at once.
+  std::chrono::milliseconds coordinator_timeout{10000};
+  // Once the coordinator is lost the worker drops the requests it was part of, keeps its model
+  // loaded, and joins again: waits between attempts double from the initial one up to the cap
+  // (each shortened by up to a quarter, at random), for at most `reconnect_give_up` (zero: for
+  // as long as it runs).
+  std::chrono::milliseconds reconnect_initial_backoff{100};
+  std::chrono::milliseconds reconnect_max_backoff{2000};
+  std::chrono::milliseconds reconnect_give_up{0};
   // Longest wait for one layer of a predecessor's prefix; the coordinator normally notices a
   // dead peer sooner (heartbeats) and cancels the request.
   std::chrono::milliseconds prefix_timeout{120000};
@@ -57,8 +69,9 @@ class Worker {
   Worker& operator=(const Worker&) = delete;
 
   uint64_t id() const;  // as the coordinator numbered it
-  // Blocks until the worker stops: stop() was called or the coordinator went away (the status
-  // says which).
+  // Blocks until the worker stops: stop() was called, its device failed, or the coordinator
+  // stayed away past reconnect_give_up (the status says which). A lost coordinator alone does
+  // not stop it: it joins again.
   Status wait();
   void stop();
 

@@ -26,7 +26,15 @@ struct WorkerActor::Request {
   Status send_failure;    // a decoded token could not be sent: the request fails with this
 };
 
-WorkerActor::WorkerActor(WorkerContext context) : context_(std::move(context)) {}
+// The most one heartbeat tick counts of the time since the previous one (see
+// runtime/liveness_clock.h): at least a second, and two periods.
+runtime::LivenessClock::Duration liveness_step(std::chrono::milliseconds heartbeat_interval) {
+  return std::max<runtime::LivenessClock::Duration>(std::chrono::seconds(1),
+                                                    2 * heartbeat_interval);
+}
+
+WorkerActor::WorkerActor(WorkerContext context)
+    : context_(std::move(context)), liveness_(liveness_step(context_.options.heartbeat_interval)) {}
 
 WorkerActor::~WorkerActor() = default;
 
@@ -123,6 +131,7 @@ void WorkerActor::drive_data_plane() {
     }
     if (plane.arm()) break;
   }
+  maybe_rejoin();
   wait_for_data_plane_event();  // one wait at a time: a no-op while one is pending
   // While requests are in flight, poll often: sends and receives complete through progress().
   if (!requests_.empty() && !fast_tick_armed_) {
@@ -135,21 +144,13 @@ void WorkerActor::drive_data_plane() {
 void WorkerActor::on_message(WorkerMessage message) {
   std::visit(Overloaded{
                  [&](net::ControlReceived<net::ToWorker>& received) {
+                   // Late messages of a connection already lost are dropped with it.
+                   if (received.connection != coordinator_connection_ || coordinator_lost_) return;
+                   coordinator_heard_ = liveness_.now();
                    on_control(std::move(received.message));
                  },
-                 [&](net::ControlClosed& closed) {
-                   logger("worker")->warn("{}: coordinator connection closed: {}", describe(),
-                                          closed.reason.to_string());
-                   for (auto& [id, request] : requests_) {
-                     request->run->cancel(make_error(ErrorCode::kUnavailable,
-                                                     describe() + ": coordinator went away"));
-                   }
-                   if (context_.on_coordinator_lost) context_.on_coordinator_lost(closed.reason);
-                 },
-                 [&](Joined& joined) {
-                   context_.worker_id = joined.worker_id;
-                   logger("worker")->info("{} joined the coordinator", describe());
-                 },
+                 [&](net::ControlClosed& closed) { on_coordinator_closed(closed); },
+                 [&](Joined& joined) { on_joined(joined); },
                  [&](IoTask& task) { task.run(); },
                  [&](DataPlaneTick& tick) {
                    switch (tick.source) {
@@ -164,12 +165,7 @@ void WorkerActor::on_message(WorkerMessage message) {
                    }
                    drive_data_plane();
                  },
-                 [&](HeartbeatTick&) {
-                   net::Heartbeat beat;
-                   beat.active_requests = static_cast<uint32_t>(requests_.size());
-                   beat.free_memory_bytes = context_.transformer->backend().free_memory_bytes();
-                   (void)send(beat);
-                 },
+                 [&](HeartbeatTick&) { on_heartbeat_tick(); },
                  [&](SliceFinished& finished) { on_slice_finished(finished); },
                  [&](TokenDecoded& decoded) { on_token_decoded(decoded); },
              },
@@ -181,8 +177,78 @@ void WorkerActor::on_control(net::ToWorker message) {
                  [&](net::AssignSlice& assign) { on_assign(std::move(assign)); },
                  [&](net::StartSlice& start) { on_start_slice(start); },
                  [&](net::Cancel& cancel) { on_cancel(cancel); },
+                 [&](net::Heartbeat&) {},  // the coordinator is alive: noted on arrival
              },
              message);
+}
+
+void WorkerActor::on_joined(const Joined& joined) {
+  context_.worker_id = joined.worker_id;
+  coordinator_connection_ = joined.connection;
+  coordinator_lost_ = false;
+  rejoin_requested_ = false;
+  dropping_coordinator_ = false;
+  coordinator_heard_ = liveness_.now();
+  logger("worker")->info("{} {} the coordinator", describe(),
+                         joined.rejoined ? "joined again" : "joined");
+}
+
+void WorkerActor::on_heartbeat_tick() {
+  const auto stalled = liveness_.check();
+  if (stalled > std::chrono::milliseconds(0)) {
+    logger("worker")->warn(
+        "{} did not run for {} ms (paused or stalled); the coordinator is judged by what "
+        "arrives from now on",
+        describe(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(stalled + liveness_.max_step())
+            .count());
+  }
+  if (coordinator_connection_ == 0 || coordinator_lost_) return;
+  const auto silent =
+      std::chrono::duration_cast<std::chrono::milliseconds>(liveness_.now() - coordinator_heard_);
+  if (silent > context_.options.coordinator_timeout) {
+    if (!dropping_coordinator_ && context_.drop_coordinator) {
+      dropping_coordinator_ = true;
+      context_.drop_coordinator(
+          make_error(ErrorCode::kTimeout,
+                     "nothing heard from the coordinator at " + context_.options.coordinator +
+                         " for " + std::to_string(silent.count()) + " ms (the limit is " +
+                         std::to_string(context_.options.coordinator_timeout.count()) + " ms)"));
+    }
+    return;
+  }
+  net::Heartbeat beat;
+  beat.active_requests = static_cast<uint32_t>(requests_.size());
+  beat.free_memory_bytes = context_.transformer->backend().free_memory_bytes();
+  (void)send(beat);
+}
+
+void WorkerActor::on_coordinator_closed(const net::ControlClosed& closed) {
+  if (closed.connection != coordinator_connection_ || coordinator_lost_) return;
+  coordinator_lost_ = true;
+  lost_reason_ = closed.reason;
+  logger("worker")->warn("{}: coordinator connection closed: {}; dropping {} request(s)",
+                         describe(), closed.reason.to_string(), requests_.size());
+  // Nobody is left to answer to: every part of a request this worker holds is dropped.
+  const Status gone =
+      make_error(ErrorCode::kUnavailable, describe() + ": the coordinator went away");
+  for (auto& [id, request] : requests_) {
+    cancel_request(id, gone.message());
+    request->run->cancel(gone);
+  }
+  drive_data_plane();
+  maybe_rejoin();
+}
+
+void WorkerActor::maybe_rejoin() {
+  // Request ids are the coordinator's: a restarted one numbers from 1 again, so the old
+  // requests must be gone before the worker takes new ones.
+  if (!coordinator_lost_ || rejoin_requested_ || !requests_.empty()) return;
+  rejoin_requested_ = true;
+  // The workers' ids change too: data-plane peers are connected afresh for the new plans.
+  for (const auto& [peer, address] : connected_peers_) context_.data_plane->disconnect(peer);
+  connected_peers_.clear();
+  if (context_.on_coordinator_lost) context_.on_coordinator_lost(lost_reason_);
 }
 
 void WorkerActor::fail_request(uint64_t request_id, const Status& status) {

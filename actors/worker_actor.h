@@ -18,6 +18,7 @@
 #include "net/control/control_events.h"
 #include "net/data/transport.h"
 #include "runtime/actor.h"
+#include "runtime/liveness_clock.h"
 
 namespace runahead {
 
@@ -31,9 +32,11 @@ struct DataPlaneTick {
   Source source = Source::kIdlePoll;
 };
 struct HeartbeatTick {};
-// The coordinator accepted this worker and gave it an id.
+// The coordinator accepted this worker (first or again, on `connection`) and gave it an id.
 struct Joined {
   uint64_t worker_id = 0;
+  net::ConnectionId connection = 0;
+  bool rejoined = false;
 };
 // A slice (and, for the last worker, its decoding) finished on the compute thread.
 struct SliceFinished {
@@ -59,8 +62,12 @@ struct WorkerContext {
   // Sends a message to the coordinator; the actor is the only caller, so that everything the
   // coordinator hears from this worker leaves in one order through one path.
   std::function<Status(const net::ToCoordinator&)> send_to_coordinator;
-  // The coordinator connection closed; the worker stops with `reason`.
+  // The coordinator was lost (`reason`) and the actor has let go of every request it was part
+  // of: the worker joins again.
   std::function<void(Status reason)> on_coordinator_lost;
+  // Closes the coordinator connection with `reason` (it went silent); its close follows as a
+  // ControlClosed.
+  std::function<void(Status reason)> drop_coordinator;
   // The device failed (a CUDA fault is sticky): the worker leaves the cluster with `reason`,
   // so the coordinator plans around it instead of sending it requests that cannot succeed.
   std::function<void(Status reason)> on_device_failure;
@@ -87,6 +94,12 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
   void on_cancel(const net::Cancel& cancel);
   void on_slice_finished(const SliceFinished& finished);
   void on_token_decoded(TokenDecoded& decoded);
+  void on_joined(const Joined& joined);
+  void on_heartbeat_tick();
+  // The coordinator's connection closed: every request this worker is part of is cancelled;
+  // once they have let go of their buffers the worker joins again (maybe_rejoin).
+  void on_coordinator_closed(const net::ControlClosed& closed);
+  void maybe_rejoin();
   // Sends `ready` once the run can receive: at once, or after its host staging copy is
   // allocated off this thread.
   void announce_ready(const std::shared_ptr<SliceRun>& run, net::SliceReady ready);
@@ -107,6 +120,16 @@ class WorkerActor final : public runtime::Actor<WorkerMessage> {
   bool waiting_for_event_ = false;
   bool fast_tick_armed_ = false;
   std::unique_ptr<WorkerCompute> compute_;  // created in on_start()
+
+  // The coordinator connection: the current one (0 before the first join), whether it was lost,
+  // and when anything last arrived on it, on a clock that skips this worker's own pauses.
+  net::ConnectionId coordinator_connection_ = 0;
+  bool coordinator_lost_ = false;
+  bool rejoin_requested_ = false;
+  bool dropping_coordinator_ = false;
+  Status lost_reason_;
+  runtime::LivenessClock liveness_;
+  runtime::LivenessClock::Duration coordinator_heard_{};
 };
 
 }  // namespace runahead

@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
 #include "api/conversions.h"
@@ -13,6 +14,7 @@
 #include "net/control/control_client.h"
 #include "net/control/control_limits.h"
 #include "runtime/actor_system.h"
+#include "runtime/liveness_clock.h"
 #include "runtime/overloaded.h"
 
 namespace runahead {
@@ -32,6 +34,8 @@ class Client::Impl {
   ~Impl() { close(); }
 
   Status connect(const std::string& address, std::chrono::milliseconds timeout) {
+    coordinator_address = address;
+    silence_limit = timeout;
     system.start();
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
@@ -49,22 +53,61 @@ class Client::Impl {
                                                     ": " + connected.error().message);
     }
     connection = std::move(connected).value();
-    coordinator_address = address;
+    {
+      std::lock_guard lock(mutex);
+      heard = liveness.now();
+    }
+    asio::post(system.io(), [this] { watch_silence(); });
     return Status::ok();
   }
 
+  // Every check period: a coordinator silent for longer than the limit (it sends a heartbeat
+  // every 500 ms by default) is taken for gone, and the connection closed, which fails every
+  // request still running. Runs on the system's thread.
+  void watch_silence() {
+    Status silent;
+    {
+      std::lock_guard lock(mutex);
+      if (closing) return;
+      (void)liveness.check();
+      const auto quiet =
+          std::chrono::duration_cast<std::chrono::milliseconds>(liveness.now() - heard);
+      if (quiet > silence_limit) {
+        silent = make_error(ErrorCode::kTimeout,
+                            "nothing heard from the coordinator at " + coordinator_address +
+                                " for " + std::to_string(quiet.count()) + " ms (the limit is " +
+                                std::to_string(silence_limit.count()) + " ms)");
+      }
+    }
+    if (!silent.is_ok()) {
+      connection->close(std::move(silent));
+      return;
+    }
+    silence_timer.expires_after(kSilenceCheckPeriod);
+    silence_timer.async_wait([this](const std::error_code& error) {
+      if (!error) watch_silence();
+    });
+  }
+
   Status on_event(net::ControlEvent<net::ToClient> event) {
-    std::visit(
-        runtime::Overloaded{
-            [&](net::ControlReceived<net::ToClient>& received) {
-              on_message(std::move(received.message));
-            },
-            [&](net::ControlClosed& closed) {
-              fail_all(make_error(ErrorCode::kUnavailable,
-                                  "the coordinator connection closed: " + closed.reason.message()));
-            },
-        },
-        event);
+    {
+      std::lock_guard lock(mutex);
+      heard = liveness.now();
+    }
+    std::visit(runtime::Overloaded{
+                   [&](net::ControlReceived<net::ToClient>& received) {
+                     on_message(std::move(received.message));
+                   },
+                   [&](net::ControlClosed& closed) {
+                     // kTimeout when the coordinator went silent, kUnavailable when it went away.
+                     const ErrorCode code = closed.reason.code() == ErrorCode::kTimeout
+                                                ? ErrorCode::kTimeout
+                                                : ErrorCode::kUnavailable;
+                     fail_all(make_error(
+                         code, "the coordinator connection closed: " + closed.reason.message()));
+                   },
+               },
+               event);
     return Status::ok();
   }
 
@@ -92,6 +135,7 @@ class Client::Impl {
                      if (auto state = find(error.request_id, true)) state->error(error);
                    },
                    [&](net::StatusReply& reply) { on_status_reply(std::move(reply)); },
+                   [&](net::Heartbeat&) {},  // the coordinator is alive: noted on arrival
                },
                message);
   }
@@ -152,6 +196,10 @@ class Client::Impl {
   }
 
   void close() {
+    {
+      std::lock_guard lock(mutex);
+      closing = true;
+    }
     if (connection) connection->close(true);
     system.stop(runtime::StopMode::kDrop);
     {
@@ -162,13 +210,21 @@ class Client::Impl {
     connection.reset();
   }
 
+  static constexpr auto kSilenceCheckPeriod = std::chrono::milliseconds(200);
+
   runtime::ActorSystem system{runtime::ActorSystemOptions{.threads = 1}};
   std::unique_ptr<net::ClientControlClient> connection;
+  std::string coordinator_address;
+  std::chrono::milliseconds silence_limit{0};
+  asio::steady_timer silence_timer{system.io()};  // the system's thread only
   std::mutex mutex;
+  // When the coordinator was last heard from, on a clock that skips this process's own pauses.
+  runtime::LivenessClock liveness{std::chrono::seconds(1)};
+  runtime::LivenessClock::Duration heard{};
+  bool closing = false;
   uint64_t next_id = 1;
   std::map<uint64_t, std::shared_ptr<RequestHandle::State>> requests;
   std::deque<std::shared_ptr<std::promise<net::StatusReply>>> status_waiters;
-  std::string coordinator_address;
   std::map<uint64_t, std::unique_ptr<asio::steady_timer>> deadlines;  // requests with a timeout
 };
 

@@ -10,6 +10,7 @@ CoordinatorOptions to_coordinator_options(const CoordinatorConfig& config) {
   options.queue_capacity = config.queue_capacity;
   options.max_in_flight = config.max_in_flight;
   options.heartbeat_timeout = config.heartbeat_timeout;
+  options.heartbeat_interval = config.heartbeat_interval;
   options.request_timeout = config.request_timeout;
   options.no_worker_timeout = config.no_worker_timeout;
   options.max_requests_per_client = config.max_requests_per_client;

@@ -20,7 +20,8 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
         ->add_option_function<int64_t>(
             "--heartbeat-timeout-ms",
             [&config](int64_t ms) { config.heartbeat_timeout = std::chrono::milliseconds(ms); },
-            "a worker silent this long is declared dead and its requests fail")
+            "a worker silent this long is declared dead and its requests fail (time the "
+            "coordinator itself was paused or stalled does not count)")
         ->default_str(std::to_string(config.heartbeat_timeout.count()));
     // The cluster's model: one of the three is required (Coordinator::start says so).
     auto* hash = command->add_option(
@@ -86,6 +87,14 @@ void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
             "send); a connection that would pass it is closed")
         ->check(CLI::Range(int64_t{17}, int64_t{1} << 20))
         ->default_str(std::to_string(config.max_buffered_bytes >> 20));
+    command
+        ->add_option_function<int64_t>(
+            "--heartbeat-ms",
+            [&config](int64_t ms) { config.heartbeat_interval = std::chrono::milliseconds(ms); },
+            "period of the coordinator's heartbeat to its workers and clients, by which they "
+            "notice a coordinator that is gone")
+        ->default_str(std::to_string(config.heartbeat_interval.count()))
+        ->check(CLI::Range(int64_t{1}, int64_t{600000}));
   }
   if (scope != CoordinatorFlagScope::kProfile) {
     command

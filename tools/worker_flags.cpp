@@ -104,6 +104,35 @@ void add_worker_flags(CLI::App* command, WorkerOptions& options, WorkerFlagScope
           "heartbeat period")
       ->default_str(std::to_string(options.heartbeat_interval.count()));
   command
+      ->add_option_function<int64_t>(
+          "--coordinator-timeout-ms",
+          [&options](int64_t ms) { options.coordinator_timeout = std::chrono::milliseconds(ms); },
+          "the coordinator is taken for gone when nothing arrived from it for this long (only "
+          "time this worker ran counts); the worker then drops its requests, keeps the model "
+          "and joins again")
+      ->default_str(std::to_string(options.coordinator_timeout.count()))
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  command
+      ->add_option_function<int64_t>(
+          "--reconnect-max-backoff-ms",
+          [&options](int64_t ms) { options.reconnect_max_backoff = std::chrono::milliseconds(ms); },
+          "after losing the coordinator, waits between attempts to join again double from " +
+              std::to_string(options.reconnect_initial_backoff.count()) +
+              " ms up to this cap (each shortened by up to a quarter, at random)")
+      ->default_str(std::to_string(options.reconnect_max_backoff.count()))
+      ->check(CLI::Range(int64_t{1}, int64_t{3600000}));
+  command
+      ->add_option_function<double>(
+          "--reconnect-give-up-s",
+          [&options](double seconds) {
+            options.reconnect_give_up =
+                std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000));
+          },
+          "exit (status 1) when no coordinator could be joined again for this many seconds "
+          "(0: keep trying for as long as the worker runs)")
+      ->default_str(decimal(static_cast<double>(options.reconnect_give_up.count()) / 1000))
+      ->check(CLI::NonNegativeNumber);
+  command
       ->add_option("--probe-tokens", options.probe_tokens,
                    "slice length timed at start for the cost model (0: skip; -1: 32 on a CPU, 2048 "
                    "on a GPU)")
@@ -146,6 +175,17 @@ std::vector<std::string> worker_arguments(const WorkerOptions& options) {
   }
   if (options.heartbeat_interval != defaults.heartbeat_interval) {
     add("--heartbeat-ms", std::to_string(options.heartbeat_interval.count()));
+  }
+  if (options.coordinator_timeout != defaults.coordinator_timeout) {
+    add("--coordinator-timeout-ms", std::to_string(options.coordinator_timeout.count()));
+  }
+  if (options.reconnect_max_backoff != defaults.reconnect_max_backoff) {
+    add("--reconnect-max-backoff-ms", std::to_string(options.reconnect_max_backoff.count()));
+  }
+  if (options.reconnect_give_up != defaults.reconnect_give_up) {
+    add("--reconnect-give-up-s",
+        flag_value_for(options.reconnect_give_up.count(), 1000.0,
+                       [](double seconds) { return static_cast<int64_t>(seconds * 1000); }));
   }
   if (options.probe_tokens != defaults.probe_tokens) {
     add("--probe-tokens", std::to_string(options.probe_tokens));

@@ -74,6 +74,7 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
     }
     std::error_code ignored;
     socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+    apply_tcp_keepalive(socket_, limits_.keepalive);
     auto connection =
         std::make_shared<ControlConnection>(std::move(socket_), address_.to_string(), limits_);
     connection_ = connection;
@@ -235,6 +236,11 @@ Status ControlClient<Incoming>::send(const ToCoordinator& message) {
 template <typename Incoming>
 void ControlClient<Incoming>::close(bool flush) {
   connection_->close(make_error(ErrorCode::kCancelled, "closed locally"), flush);
+}
+
+template <typename Incoming>
+void ControlClient<Incoming>::close(Status reason) {
+  connection_->close(std::move(reason));
 }
 
 template class ControlClient<ToWorker>;

@@ -53,6 +53,9 @@ class ControlClient {
   Status send(const ToCoordinator& message);
   // Closes after the queued messages are written (`flush`) or at once.
   void close(bool flush = false);
+  // Closes at once with `reason`, which the sink's ControlClosed carries (e.g. a peer gone
+  // silent).
+  void close(Status reason);
 
   ControlClient(std::shared_ptr<ControlConnection> connection, HelloAck ack);
 

@@ -54,6 +54,7 @@ void write(schema::Envelope::Builder envelope, const ToWorker& message) {
           [&](const AssignSlice& in) { write(envelope.initToWorker().initAssignSlice(), in); },
           [&](const StartSlice& in) { write(envelope.initToWorker().initStartSlice(), in); },
           [&](const Cancel& in) { write(envelope.initToWorker().initCancel(), in); },
+          [&](const Heartbeat& in) { write(envelope.initToWorker().initHeartbeat(), in); },
       },
       message);
 }
@@ -66,6 +67,7 @@ void write(schema::Envelope::Builder envelope, const ToClient& message) {
           [&](const RequestResult& in) { write(envelope.initToClient().initRequestResult(), in); },
           [&](const RequestError& in) { write(envelope.initToClient().initRequestError(), in); },
           [&](const StatusReply& in) { write(envelope.initToClient().initStatusReply(), in); },
+          [&](const Heartbeat& in) { write(envelope.initToClient().initHeartbeat(), in); },
       },
       message);
 }
@@ -114,6 +116,8 @@ Result<ToWorker> read_to_worker(schema::ToWorker::Reader in, const ControlLimits
       return as<ToWorker>(read(in.getStartSlice(), limits));
     case schema::ToWorker::CANCEL:
       return ToWorker(read(in.getCancel()));
+    case schema::ToWorker::HEARTBEAT:
+      return ToWorker(read(in.getHeartbeat()));
   }
   return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {} to a worker",
                                                       static_cast<unsigned>(in.which())));
@@ -129,6 +133,8 @@ Result<ToClient> read_to_client(schema::ToClient::Reader in, const ControlLimits
       return as<ToClient>(read(in.getRequestError()));
     case schema::ToClient::STATUS_REPLY:
       return as<ToClient>(read(in.getStatusReply(), limits));
+    case schema::ToClient::HEARTBEAT:
+      return ToClient(read(in.getHeartbeat()));
   }
   return make_error(ErrorCode::kProtocol, fmt::format("unknown message kind {} to a client",
                                                       static_cast<unsigned>(in.which())));
@@ -188,6 +194,8 @@ std::string envelope_message_name(schema::Envelope::Reader envelope) {
           return "StartSlice";
         case schema::ToWorker::CANCEL:
           return "Cancel";
+        case schema::ToWorker::HEARTBEAT:
+          return "Heartbeat";
       }
       return "an unknown message";
     case schema::Envelope::TO_CLIENT:
@@ -200,6 +208,8 @@ std::string envelope_message_name(schema::Envelope::Reader envelope) {
           return "RequestError";
         case schema::ToClient::STATUS_REPLY:
           return "StatusReply";
+        case schema::ToClient::HEARTBEAT:
+          return "Heartbeat";
       }
       return "an unknown message";
   }

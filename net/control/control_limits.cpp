@@ -60,6 +60,14 @@ Status ControlLimits::validate() const {
     return make_error(ErrorCode::kInvalidArgument,
                       "control limit max_connections must be positive");
   }
+  if (keepalive.enabled &&
+      (keepalive.idle.count() < 1 || keepalive.interval.count() < 1 || keepalive.probes < 1)) {
+    return make_error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("control limit keepalive (idle {} s, interval {} s, {} probes) "
+                    "needs every value at least 1",
+                    keepalive.idle.count(), keepalive.interval.count(), keepalive.probes));
+  }
   return Status::ok();
 }
 

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/status.h"
+#include "net/control/tcp_keepalive.h"
 
 namespace runahead::net {
 
@@ -49,6 +50,8 @@ struct ControlLimits {
   uint32_t status_queries_per_second = 50;
   // Connections a server holds at once; more are closed on accept.
   size_t max_connections = 1024;
+  // TCP keepalive on every control connection, both ends (net/control/tcp_keepalive.h).
+  TcpKeepalive keepalive;
 
   uint64_t effective_traversal_limit_words() const {
     return traversal_limit_words != 0 ? traversal_limit_words : max_frame_bytes / 8;

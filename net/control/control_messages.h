@@ -23,7 +23,7 @@ namespace runahead::net {
 // 2: top log-probabilities and ignore_eos in requests, slices and tokens.
 // 3: one message union per direction; the partition scheme an enum; calibration messages gone.
 // 4: admission: the worker's context and vocabulary in Hello, a per-request timeout;
-//    AssignSlice carries the request's data-plane capability.
+//    AssignSlice carries the request's data-plane capability; Heartbeat from the coordinator.
 inline constexpr uint32_t kProtocolVersion = 4;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
@@ -194,10 +194,10 @@ struct StatusReply {
 // SliceDone, Token and RequestError from workers, Heartbeat from either.
 using ToCoordinator = std::variant<Hello, Heartbeat, SubmitRequest, Cancel, StatusQuery, SliceReady,
                                    SliceDone, Token, RequestError>;
-// From the coordinator to a worker, after the HelloAck.
-using ToWorker = std::variant<AssignSlice, StartSlice, Cancel>;
-// From the coordinator to a client, after the HelloAck.
-using ToClient = std::variant<Token, RequestResult, RequestError, StatusReply>;
+// From the coordinator to a worker, after the HelloAck; Heartbeat tells it the coordinator lives.
+using ToWorker = std::variant<AssignSlice, StartSlice, Cancel, Heartbeat>;
+// From the coordinator to a client, after the HelloAck; Heartbeat as to a worker.
+using ToClient = std::variant<Token, RequestResult, RequestError, StatusReply, Heartbeat>;
 
 // "Hello", "AssignSlice", ... for logs and errors.
 const char* message_kind_name(const ToCoordinator& message);

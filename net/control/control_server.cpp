@@ -118,6 +118,7 @@ class ControlServer::Impl : public std::enable_shared_from_this<ControlServer::I
               : HostPort{remote.address().to_string(), remote.port()}.to_string();
     // Control messages are small and latency-bound (streamed tokens): no Nagle delay.
     socket.set_option(asio::ip::tcp::no_delay(true), error);
+    apply_tcp_keepalive(socket, limits_.keepalive);
     auto connection =
         std::make_shared<ControlConnection>(std::move(socket), address, limits_, budget_);
     {

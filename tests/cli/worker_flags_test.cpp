@@ -32,6 +32,9 @@ void expect_same(const WorkerOptions& a, const WorkerOptions& b) {
   EXPECT_EQ(a.link_gbytes_per_second, b.link_gbytes_per_second);
   EXPECT_EQ(a.link_jitter, b.link_jitter);
   EXPECT_EQ(a.heartbeat_interval, b.heartbeat_interval);
+  EXPECT_EQ(a.coordinator_timeout, b.coordinator_timeout);
+  EXPECT_EQ(a.reconnect_max_backoff, b.reconnect_max_backoff);
+  EXPECT_EQ(a.reconnect_give_up, b.reconnect_give_up);
   EXPECT_EQ(a.probe_tokens, b.probe_tokens);
   EXPECT_EQ(a.inject_device_fault_after_matmuls, b.inject_device_fault_after_matmuls);
 }
@@ -63,6 +66,9 @@ TEST(WorkerFlagsTest, EveryFlagSurvivesTheRoundTrip) {
   options.link_gbytes_per_second = 0.1;
   options.link_jitter = std::chrono::microseconds(1234);
   options.heartbeat_interval = std::chrono::milliseconds(250);
+  options.coordinator_timeout = std::chrono::milliseconds(4321);
+  options.reconnect_max_backoff = std::chrono::milliseconds(750);
+  options.reconnect_give_up = std::chrono::milliseconds(90500);
   options.probe_tokens = 0;
   options.inject_device_fault_after_matmuls = 6;
   expect_same(parse_worker(worker_arguments(options)), options);
@@ -106,7 +112,9 @@ TEST(WorkerFlagsTest, ClusterFlagsPassThroughToEveryWorker) {
 }
 
 TEST(WorkerFlagsTest, ClusterScopeLeavesPerWorkerFlagsToTheCluster) {
-  for (const char* flag : {"--coordinator", "--name", "--threads", "--heartbeat-ms"}) {
+  for (const char* flag :
+       {"--coordinator", "--name", "--threads", "--heartbeat-ms", "--coordinator-timeout-ms",
+        "--reconnect-max-backoff-ms", "--reconnect-give-up-s"}) {
     WorkerOptions options;
     CLI::App app;
     add_worker_flags(&app, options, WorkerFlagScope::kLocalCluster);

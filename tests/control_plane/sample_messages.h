@@ -77,6 +77,7 @@ inline std::vector<ToWorker> sample_to_worker() {
   all.emplace_back(assign);
   all.emplace_back(StartSlice{77, {1, 2, 3, 4}, true, {{1, 2, 3, 4}, {5, 6}}});
   all.emplace_back(Cancel{77, "worker w2 died"});
+  all.emplace_back(Heartbeat{12, 3, 1u << 30});
   return all;
 }
 
@@ -87,6 +88,7 @@ inline std::vector<ToClient> sample_to_client() {
   all.emplace_back(sample_request_error());
   WorkerRecord record{1, "w1", sample_worker_info(), true, std::chrono::milliseconds(120), 2};
   all.emplace_back(StatusReply{{record}, 3, 2, 64});
+  all.emplace_back(Heartbeat{13, 0, 0});
   return all;
 }
 

@@ -13,6 +13,10 @@ namespace runahead {
 
 class Client {
  public:
+  // `timeout` bounds the connection and, once connected, the coordinator's silence: it sends a
+  // heartbeat every 500 ms by default, and a coordinator not heard from for `timeout` (counted
+  // while this process runs) is taken for gone. Then, as when its connection closes or resets,
+  // every request still running ends with an error (kTimeout or kUnavailable), never a hang.
   [[nodiscard]] static Result<std::unique_ptr<Client>> connect(
       const std::string& coordinator_address,
       std::chrono::milliseconds timeout = std::chrono::seconds(10));

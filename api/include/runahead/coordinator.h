@@ -29,13 +29,17 @@ struct CoordinatorConfig {
   std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free one
   size_t queue_capacity = 64;          // waiting requests; beyond it submit() answers busy
   size_t max_in_flight = 8;            // requests on the workers at once
-  std::chrono::milliseconds heartbeat_timeout{3000};  // a silent worker is declared dead
   std::chrono::milliseconds request_timeout{600000};  // caps every request's own timeout
   // A request submitted while no worker is registered fails after this wait (kUnavailable).
   std::chrono::milliseconds no_worker_timeout{10000};
   // Requests one remote client may have queued or running at once (kResourceExhausted beyond
   // it; 0: no limit). Requests submitted through this object are not counted.
   size_t max_requests_per_client = 32;
+  // A worker silent this long is declared dead; only time the coordinator ran counts, so a
+  // coordinator that was paused does not blame its workers for the pause.
+  std::chrono::milliseconds heartbeat_timeout{3000};
+  // The coordinator's heartbeat to its workers and clients (they notice a vanished coordinator).
+  std::chrono::milliseconds heartbeat_interval{500};
   bool balanced_partition = true;  // false: even split
   int64_t min_tokens_per_worker = 32;
   size_t max_workers_per_request = 0;  // 0: all healthy workers

@@ -20,7 +20,8 @@ const protocolVersion :UInt32 = 4;
 # 3: one union per direction; the partition scheme an enum; the calibration messages
 #    removed.
 # 4: admission: WorkerInfo.maxPositions and vocabSize, SubmitRequest.timeoutMillis;
-#    AssignSlice.kvCapability, the request's data-plane capability.
+#    AssignSlice.kvCapability, the request's data-plane capability; Heartbeat from the
+#    coordinator to workers and clients (liveness both ways).
 
 enum Role {
   worker @0;
@@ -261,6 +262,7 @@ struct ToWorker {
     assignSlice @0 :AssignSlice;
     startSlice @1 :StartSlice;
     cancel @2 :Cancel;
+    heartbeat @3 :Heartbeat;           # the coordinator is alive; sent every heartbeat period
   }
 }
 
@@ -271,6 +273,7 @@ struct ToClient {
     requestResult @1 :RequestResult;
     requestError @2 :RequestError;
     statusReply @3 :StatusReply;
+    heartbeat @4 :Heartbeat;           # the coordinator is alive; sent every heartbeat period
   }
 }
 
