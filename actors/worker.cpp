@@ -48,6 +48,12 @@ class Worker::Impl {
 
   Status start() {
     auto log = logger("worker");
+    // The key first: a bad key file fails before minutes of model loading.
+    if (!options.cluster_key_file.empty()) {
+      auto key = net::ControlKey::load(options.cluster_key_file);
+      if (!key) return make_error(key.error().code, options.name + ": " + key.error().message);
+      cluster_key = std::move(key).value();
+    }
     set_cpu_threads(options.cpu_threads);
     if (is_random_model_path(options.model)) {
       // Generated on the device where the backend can (no host copy of a 7B model).
@@ -148,7 +154,8 @@ class Worker::Impl {
           // Queued before any message the coordinator sends after its HelloAck.
           (void)actor.tell(Joined{id});
           joined.set_value(Status::ok());
-        });
+        },
+        cluster_key);
     Status status = joined_future.get();
     if (!status.is_ok()) {
       return make_error(status.code(), options.name + ": cannot join the coordinator at " +
@@ -183,6 +190,7 @@ class Worker::Impl {
   }
 
   WorkerOptions options;
+  std::optional<net::ControlKey> cluster_key;
   std::unique_ptr<Backend> backend;
   // The backend, when it injects a fault.
   FaultInjectingBackend* fault_injection = nullptr;

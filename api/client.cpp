@@ -4,6 +4,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include "api/conversions.h"
 #include "api/request_state.h"
@@ -17,7 +18,14 @@ class Client::Impl {
  public:
   ~Impl() { close(); }
 
-  Status connect(const std::string& address, std::chrono::milliseconds timeout) {
+  Status connect(const ClientConfig& config) {
+    const std::string& address = config.coordinator_address;
+    std::optional<net::ControlKey> key;
+    if (!config.client_key_file.empty()) {
+      auto loaded = net::ControlKey::load(config.client_key_file);
+      if (!loaded) return loaded.error();
+      key = std::move(loaded).value();
+    }
     system.start();
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
@@ -25,7 +33,7 @@ class Client::Impl {
     auto connected = net::ClientControlClient::connect(
         system.io(), address, hello,
         [this](net::ControlEvent<net::ToClient> event) { return on_event(std::move(event)); },
-        timeout);
+        config.timeout, net::ControlLimits{}, std::move(key));
     if (!connected) {
       return make_error(connected.error().code, "cannot connect to the coordinator at " + address +
                                                     ": " + connected.error().message);
@@ -113,11 +121,18 @@ class Client::Impl {
   std::deque<std::shared_ptr<std::promise<net::StatusReply>>> status_waiters;
 };
 
+Result<std::unique_ptr<Client>> Client::connect(const ClientConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  RUNAHEAD_RETURN_IF_ERROR(impl->connect(config));
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
 Result<std::unique_ptr<Client>> Client::connect(const std::string& coordinator_address,
                                                 std::chrono::milliseconds timeout) {
-  auto impl = std::make_unique<Impl>();
-  RUNAHEAD_RETURN_IF_ERROR(impl->connect(coordinator_address, timeout));
-  return std::unique_ptr<Client>(new Client(std::move(impl)));
+  ClientConfig config;
+  config.coordinator_address = coordinator_address;
+  config.timeout = timeout;
+  return connect(config);
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -17,6 +17,9 @@ class Coordinator::Impl {
 
   Status start(const CoordinatorConfig& config) {
     const CoordinatorOptions options = to_coordinator_options(config);
+    auto auth =
+        net::ControlAuth::load(config.cluster_key_file, config.client_key_file, config.insecure);
+    if (!auth) return make_error(auth.error().code, "coordinator: " + auth.error().message);
     // The server first, so that the actor answers through it from its first message on. It
     // delivers to the actor spawned next: nothing is accepted or delivered before the system's
     // threads start, once both exist.
@@ -25,9 +28,11 @@ class Coordinator::Impl {
       return make_error(ErrorCode::kUnavailable, "the coordinator is not running");
     });
     auto listening = net::ControlServer::listen(
-        system.io(), config.listen, [deliver](net::ControlEvent<net::ToCoordinator> event) {
+        system.io(), config.listen,
+        [deliver](net::ControlEvent<net::ToCoordinator> event) {
           return (*deliver)(std::move(event));
-        });
+        },
+        net::ControlLimits{}, std::move(auth).value());
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);

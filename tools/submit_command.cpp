@@ -11,6 +11,7 @@ namespace runahead::cli {
 void add_submit_command(CLI::App& app) {
   struct Options {
     std::string coordinator;
+    std::string client_key_file;
     PromptInput input;
     RequestOptions request;
     bool json = false;
@@ -23,6 +24,7 @@ void add_submit_command(CLI::App& app) {
       "the streamed continuation, TTFT and where the time went.");
   command->add_option("--coordinator", options->coordinator, "HOST:PORT of the coordinator")
       ->required();
+  add_client_key_option(command, options->client_key_file);
   add_prompt_options(command, options->input, /*with_tokenizer_option=*/true);
   command
       ->add_option("--max-new-tokens", options->request.max_new_tokens,
@@ -45,7 +47,10 @@ void add_submit_command(CLI::App& app) {
       std::cerr << "runahead submit: " << prompt.error().message << "\n";
       std::exit(1);
     }
-    auto client = Client::connect(options->coordinator);
+    ClientConfig connection;
+    connection.coordinator_address = options->coordinator;
+    connection.client_key_file = options->client_key_file;
+    auto client = Client::connect(connection);
     if (!client) {
       std::cerr << "runahead submit: " << client.error().message << "\n";
       std::exit(1);

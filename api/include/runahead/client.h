@@ -11,8 +11,17 @@
 
 namespace runahead {
 
+struct ClientConfig {
+  std::string coordinator_address;  // host:port
+  std::chrono::milliseconds timeout{10000};
+  // The client key (a key file as `runahead keygen` writes it) when the coordinator asks for
+  // one; empty: none. With a key the coordinator must prove it too, or is refused.
+  std::string client_key_file;
+};
+
 class Client {
  public:
+  [[nodiscard]] static Result<std::unique_ptr<Client>> connect(const ClientConfig& config);
   [[nodiscard]] static Result<std::unique_ptr<Client>> connect(
       const std::string& coordinator_address,
       std::chrono::milliseconds timeout = std::chrono::seconds(10));

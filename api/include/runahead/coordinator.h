@@ -4,6 +4,8 @@
 //
 //   runahead::CoordinatorConfig config;
 //   config.listen = "0.0.0.0:7070";
+//   config.cluster_key_file = "cluster.key";  // runahead keygen cluster.key
+//   config.client_key_file = "client.key";
 //   auto coordinator = runahead::Coordinator::start(config);
 //   runahead::RequestOptions options;
 //   options.prompt_tokens = ids;
@@ -37,6 +39,13 @@ struct CoordinatorConfig {
   // A calibration profile (`runahead calibrate --out`); empty: none. Balanced requests are then
   // planned with its cost model, "searched" ones with its measured partitions.
   std::string profile_path;
+  // Authentication (docs/security.md): workers must prove the key in cluster_key_file, clients
+  // the one in client_key_file (key files as `runahead keygen` writes them; empty: that role
+  // joins without a proof). Without both keys the coordinator listens on loopback addresses
+  // only, unless `insecure`.
+  std::string cluster_key_file;
+  std::string client_key_file;
+  bool insecure = false;
 };
 
 struct WorkerState {
