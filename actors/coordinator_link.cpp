@@ -175,7 +175,8 @@ class CoordinatorLink::State : public std::enable_shared_from_this<CoordinatorLi
           // message of this connection reaches the sink.
           if (self->callbacks_.joined) self->callbacks_.joined(id, connection, rejoined);
           done(Status::ok());
-        });
+        },
+        options_.cluster_key);
   }
 
   asio::io_context& io_;

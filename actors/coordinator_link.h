@@ -8,12 +8,14 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <asio/io_context.hpp>
 
 #include "core/status.h"
 #include "net/control/control_client.h"
+#include "net/control/control_key.h"
 #include "net/control/control_events.h"
 #include "net/control/reconnect_backoff.h"
 
@@ -26,6 +28,8 @@ struct CoordinatorLinkOptions {
   net::ReconnectPolicy backoff;
   // Rejoining stops (gave_up) after this long without a coordinator; zero: never.
   std::chrono::milliseconds give_up_after{0};
+  // The cluster key the worker proves at each join; none: the coordinator asks for none.
+  std::optional<net::ControlKey> cluster_key;
 };
 
 struct CoordinatorLinkCallbacks {

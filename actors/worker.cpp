@@ -50,6 +50,12 @@ class Worker::Impl {
 
   Status start() {
     auto log = logger("worker");
+    // The key first: a bad key file fails before minutes of model loading.
+    if (!options.cluster_key_file.empty()) {
+      auto key = net::ControlKey::load(options.cluster_key_file);
+      if (!key) return make_error(key.error().code, options.name + ": " + key.error().message);
+      cluster_key = std::move(key).value();
+    }
     set_cpu_threads(options.cpu_threads);
     if (is_random_model_path(options.model)) {
       // Generated on the device where the backend can (no host copy of a 7B model).
@@ -137,6 +143,7 @@ class Worker::Impl {
     link_options.backoff.initial = options.reconnect_initial_backoff;
     link_options.backoff.max = options.reconnect_max_backoff;
     link_options.give_up_after = options.reconnect_give_up;
+    link_options.cluster_key = cluster_key;
     CoordinatorLinkCallbacks callbacks;
     callbacks.hello = [this] { return hello(); };
     callbacks.sink = net::deliver_to<net::ToWorker>(actor);
@@ -190,6 +197,7 @@ class Worker::Impl {
   }
 
   WorkerOptions options;
+  std::optional<net::ControlKey> cluster_key;
   std::unique_ptr<Backend> backend;
   // The backend, when it injects a fault.
   FaultInjectingBackend* fault_injection = nullptr;

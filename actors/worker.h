@@ -16,6 +16,9 @@ namespace runahead {
 
 struct WorkerOptions {
   std::string coordinator;  // host:port
+  // The cluster key this worker proves when it joins (a key file as `runahead keygen` writes
+  // it); empty: none, for a coordinator without keys.
+  std::string cluster_key_file;
   std::string name = "worker";
   std::string model;  // checkpoint directory, .gguf file or random:PRESET
   std::string device = "cpu";

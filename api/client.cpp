@@ -5,6 +5,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
@@ -33,9 +34,16 @@ class Client::Impl {
  public:
   ~Impl() { close(); }
 
-  Status connect(const std::string& address, std::chrono::milliseconds timeout) {
+  Status connect(const ClientConfig& config) {
+    const std::string& address = config.coordinator_address;
     coordinator_address = address;
-    silence_limit = timeout;
+    silence_limit = config.timeout;
+    std::optional<net::ControlKey> key;
+    if (!config.client_key_file.empty()) {
+      auto loaded = net::ControlKey::load(config.client_key_file);
+      if (!loaded) return loaded.error();
+      key = std::move(loaded).value();
+    }
     system.start();
     net::Hello hello;
     hello.role = net::PeerRole::kClient;
@@ -47,7 +55,7 @@ class Client::Impl {
     auto connected = net::ClientControlClient::connect(
         system.io(), address, hello,
         [this](net::ControlEvent<net::ToClient> event) { return on_event(std::move(event)); },
-        timeout, limits);
+        config.timeout, limits, std::move(key));
     if (!connected) {
       return make_error(connected.error().code, "cannot connect to the coordinator at " + address +
                                                     ": " + connected.error().message);
@@ -228,11 +236,18 @@ class Client::Impl {
   std::map<uint64_t, std::unique_ptr<asio::steady_timer>> deadlines;  // requests with a timeout
 };
 
+Result<std::unique_ptr<Client>> Client::connect(const ClientConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  RUNAHEAD_RETURN_IF_ERROR(impl->connect(config));
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
 Result<std::unique_ptr<Client>> Client::connect(const std::string& coordinator_address,
                                                 std::chrono::milliseconds timeout) {
-  auto impl = std::make_unique<Impl>();
-  RUNAHEAD_RETURN_IF_ERROR(impl->connect(coordinator_address, timeout));
-  return std::unique_ptr<Client>(new Client(std::move(impl)));
+  ClientConfig config;
+  config.coordinator_address = coordinator_address;
+  config.timeout = timeout;
+  return connect(config);
 }
 
 Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

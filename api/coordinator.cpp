@@ -66,6 +66,9 @@ class Coordinator::Impl {
   Status start(const CoordinatorConfig& config) {
     CoordinatorOptions options = to_coordinator_options(config);
     RUNAHEAD_RETURN_IF_ERROR(resolve_expected_model(config, options));
+    auto auth =
+        net::ControlAuth::load(config.cluster_key_file, config.client_key_file, config.insecure);
+    if (!auth) return make_error(auth.error().code, "coordinator: " + auth.error().message);
     // The server first, so that the actor answers through it from its first message on. It
     // delivers to the actor spawned next: nothing is accepted or delivered before the system's
     // threads start, once both exist.
@@ -84,7 +87,7 @@ class Coordinator::Impl {
         [deliver](net::ControlEvent<net::ToCoordinator> event) {
           return (*deliver)(std::move(event));
         },
-        limits);
+        limits, std::move(auth).value());
     if (!listening) {
       return make_error(listening.error().code, "coordinator: cannot listen on " + config.listen +
                                                     ": " + listening.error().message);

@@ -10,6 +10,8 @@ find_package(CLI11 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(CapnProto REQUIRED)
 find_package(ucx REQUIRED)
+# libcrypto: HMAC-SHA-256 and random nonces of the control plane's authentication.
+find_package(OpenSSL REQUIRED)
 pkg_check_modules(OPENBLAS REQUIRED IMPORTED_TARGET openblas)
 pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
 pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)

@@ -21,6 +21,7 @@ namespace {
 
 struct CalibrateOptions {
   std::string coordinator;
+  std::string client_key_file;
   std::string out;
   std::string model;  // optional: shape, vocabulary, qkv share
   std::vector<int64_t> lengths = {128, 512, 2048};
@@ -154,7 +155,10 @@ int run_calibrate(const CalibrateOptions& options) {
   if (options.lengths.empty()) return fail("--lengths needs at least one length");
   auto facts = model_facts(options.model);
   if (!facts) return fail(facts.error().message);
-  auto client = Client::connect(options.coordinator);
+  ClientConfig connection;
+  connection.coordinator_address = options.coordinator;
+  connection.client_key_file = options.client_key_file;
+  auto client = Client::connect(connection);
   if (!client) return fail(client.error().message);
   auto workers = calibration_workers(**client, options.coordinator);
   if (!workers) return fail(workers.error().message);
@@ -203,6 +207,7 @@ void add_calibrate_command(CLI::App& app) {
       "`runahead coordinator --profile`.");
   command->add_option("--coordinator", options->coordinator, "HOST:PORT of the coordinator")
       ->required();
+  add_client_key_option(command, options->client_key_file);
   command->add_option("--out", options->out, "profile file to write (JSON)")->required();
   command
       ->add_option("--lengths", options->lengths,

@@ -137,6 +137,14 @@ void add_sampling_options(CLI::App* command, Sampling& sampling) {
   command->add_option("--seed", sampling.seed, "seed of the sampler")->capture_default_str();
 }
 
+void add_client_key_option(CLI::App* command, std::string& key_file) {
+  command
+      ->add_option("--client-key-file", key_file,
+                   "key file (runahead keygen) of the client key, where the coordinator has one; "
+                   "the coordinator must prove it back (empty: none)")
+      ->capture_default_str();
+}
+
 Result<ModelConfig> model_config(const std::string& model) {
   if (is_random_model_path(model)) return preset_config(model.substr(model.find(':') + 1));
   RUNAHEAD_ASSIGN_OR_RETURN(HostModel host, load_model(model));

@@ -45,6 +45,9 @@ void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokeniz
 
 void add_sampling_options(CLI::App* command, Sampling& sampling);
 
+// --client-key-file, for the commands that connect to a coordinator as a client.
+void add_client_key_option(CLI::App* command, std::string& key_file);
+
 // The configuration of a checkpoint, a .gguf file or a random:PRESET.
 [[nodiscard]] Result<ModelConfig> model_config(const std::string& model);
 

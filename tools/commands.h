@@ -13,5 +13,6 @@ void add_status_command(CLI::App& app);
 void add_local_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_calibrate_command(CLI::App& app);
+void add_keygen_command(CLI::App& app);
 
 }  // namespace runahead::cli

@@ -9,7 +9,28 @@ namespace runahead::cli {
 void add_coordinator_flags(CLI::App* command, CoordinatorConfig& config,
                            CoordinatorFlagScope scope) {
   if (scope == CoordinatorFlagScope::kAll) {
-    command->add_option("--listen", config.listen, "HOST:PORT to listen on")->capture_default_str();
+    command
+        ->add_option("--listen", config.listen,
+                     "HOST:PORT to listen on; without both key files only a loopback address "
+                     "(127.0.0.1, ::1, localhost), unless --insecure")
+        ->capture_default_str();
+    command
+        ->add_option("--cluster-key-file", config.cluster_key_file,
+                     "key file (runahead keygen) of the cluster key: workers must prove it to "
+                     "join (empty: workers join unauthenticated)")
+        ->capture_default_str();
+    command
+        ->add_option("--client-key-file", config.client_key_file,
+                     "key file (runahead keygen) of the client key: clients must prove it to "
+                     "submit or ask for status; it must differ from the cluster key (empty: "
+                     "clients connect unauthenticated)")
+        ->capture_default_str();
+    command
+        ->add_flag("--insecure", config.insecure,
+                   "listen on a non-loopback address without both keys: anyone who reaches the "
+                   "port may join as a worker or submit prompts (a closed, trusted network only; "
+                   "default: off)")
+        ->capture_default_str();
     command
         ->add_option("--queue", config.queue_capacity,
                      "requests that may wait; more are refused as busy")

@@ -5,10 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <thread>
 
+#include "net/control/control_key.h"
 #include "tools/worker_flags.h"
 
 namespace runahead::cli {
@@ -21,6 +25,39 @@ std::string self_executable() {
   path[length] = '\0';
   return path;
 }
+
+// A private directory (mode 0700, as mkdtemp makes it) holding the cluster's own keys while its
+// processes read them; removed with its keys when the cluster has started (or failed to).
+class PrivateKeyDir {
+ public:
+  ~PrivateKeyDir() {
+    if (path_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+
+  // Creates the directory and a fresh cluster key and client key in it.
+  Status create() {
+    std::error_code error;
+    std::string pattern =
+        (std::filesystem::temp_directory_path(error) / "runahead-keys-XXXXXX").string();
+    if (error) pattern = "/tmp/runahead-keys-XXXXXX";
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return make_error(ErrorCode::kUnavailable,
+                        "cannot create a private directory " + pattern +
+                            " for the cluster's keys: " + std::strerror(errno));
+    }
+    path_ = pattern;
+    RUNAHEAD_RETURN_IF_ERROR(net::write_key_file(cluster_key_file()));
+    return net::write_key_file(client_key_file());
+  }
+
+  std::string cluster_key_file() const { return path_ + "/cluster.key"; }
+  std::string client_key_file() const { return path_ + "/client.key"; }
+
+ private:
+  std::string path_;
+};
 
 }  // namespace
 
@@ -38,6 +75,16 @@ void add_local_cluster_flags(CLI::App* command, LocalClusterOptions& options) {
 Result<std::unique_ptr<LocalCluster>> LocalCluster::start(LocalClusterOptions options) {
   if (options.workers < 1) {
     return make_error(ErrorCode::kInvalidArgument, "a local cluster needs at least one worker");
+  }
+  // The cluster authenticates its own processes with keys made for it, unless given some.
+  PrivateKeyDir keys;
+  if (options.coordinator.cluster_key_file.empty() && options.worker.cluster_key_file.empty()) {
+    RUNAHEAD_RETURN_IF_ERROR(keys.create());
+    options.coordinator.cluster_key_file = keys.cluster_key_file();
+    options.worker.cluster_key_file = keys.cluster_key_file();
+    if (options.coordinator.client_key_file.empty()) {
+      options.coordinator.client_key_file = keys.client_key_file();
+    }
   }
   std::unique_ptr<LocalCluster> cluster(new LocalCluster());
   // The coordinator expects the model its own workers load, hashed here as they hash it.

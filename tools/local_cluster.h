@@ -35,7 +35,9 @@ void add_local_cluster_flags(CLI::App* command, LocalClusterOptions& options);
 class LocalCluster {
  public:
   // Starts the coordinator and the workers and waits until all joined; errors name the worker
-  // that exited or how many joined in time.
+  // that exited or how many joined in time. Unless the options name a cluster key, it makes a
+  // cluster key and a client key for itself in a private temporary directory (mode 0700) that
+  // is removed once the workers have read theirs: only its own processes can join.
   [[nodiscard]] static Result<std::unique_ptr<LocalCluster>> start(LocalClusterOptions options);
   ~LocalCluster();  // stop()
   LocalCluster(const LocalCluster&) = delete;

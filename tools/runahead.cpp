@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   runahead::cli::add_submit_command(app);
   runahead::cli::add_status_command(app);
   runahead::cli::add_calibrate_command(app);
+  runahead::cli::add_keygen_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

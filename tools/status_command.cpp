@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runahead/client.h"
+#include "tools/cli_support.h"
 #include "tools/commands.h"
 
 namespace runahead::cli {
@@ -11,12 +12,17 @@ namespace runahead::cli {
 void add_status_command(CLI::App& app) {
   auto coordinator = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
+  auto client_key_file = std::make_shared<std::string>();
   CLI::App* command =
       app.add_subcommand("status", "Show a coordinator's workers, their health, and its queue.");
   command->add_option("--coordinator", *coordinator, "HOST:PORT of the coordinator")->required();
+  add_client_key_option(command, *client_key_file);
   command->add_flag("--json", *json, "print one JSON object instead of text");
-  command->callback([coordinator, json] {
-    auto client = Client::connect(*coordinator);
+  command->callback([coordinator, json, client_key_file] {
+    ClientConfig connection;
+    connection.coordinator_address = *coordinator;
+    connection.client_key_file = *client_key_file;
+    auto client = Client::connect(connection);
     if (!client) {
       std::cerr << "runahead status: " << client.error().message << "\n";
       std::exit(1);

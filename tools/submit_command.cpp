@@ -14,6 +14,7 @@ namespace runahead::cli {
 void add_submit_command(CLI::App& app) {
   struct Options {
     std::string coordinator;
+    std::string client_key_file;
     PromptInput input;
     RequestOptions request;
     bool json = false;
@@ -27,6 +28,7 @@ void add_submit_command(CLI::App& app) {
       "the streamed continuation, TTFT and where the time went.");
   command->add_option("--coordinator", options->coordinator, "HOST:PORT of the coordinator")
       ->required();
+  add_client_key_option(command, options->client_key_file);
   add_prompt_options(command, options->input, /*with_tokenizer_option=*/true);
   command
       ->add_option("--max-new-tokens", options->request.max_new_tokens,
@@ -60,8 +62,11 @@ void add_submit_command(CLI::App& app) {
     const auto started = steady_clock::now();
     const auto timeout = milliseconds(std::llround(options->timeout_seconds * 1000.0));
     const bool bounded = timeout.count() > 0;
-    auto client = Client::connect(
-        options->coordinator, bounded ? std::min<milliseconds>(timeout, seconds(10)) : seconds(10));
+    ClientConfig connection;
+    connection.coordinator_address = options->coordinator;
+    connection.client_key_file = options->client_key_file;
+    connection.timeout = bounded ? std::min<milliseconds>(timeout, seconds(10)) : seconds(10);
+    auto client = Client::connect(connection);
     if (!client) {
       std::cerr << "runahead submit: " << client.error().message << "\n";
       std::exit(1);

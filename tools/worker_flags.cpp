@@ -52,6 +52,12 @@ void add_worker_flags(CLI::App* command, WorkerOptions& options, WorkerFlagScope
   if (process) {
     command->add_option("--coordinator", options.coordinator, "HOST:PORT of the coordinator")
         ->required();
+    command
+        ->add_option("--cluster-key-file", options.cluster_key_file,
+                     "key file (runahead keygen) of the cluster key this worker proves when it "
+                     "joins, and that the coordinator must prove back; needed where the "
+                     "coordinator has one (empty: none)")
+        ->capture_default_str();
   }
   command
       ->add_option("--model", options.model,
@@ -155,6 +161,9 @@ std::vector<std::string> worker_arguments(const WorkerOptions& options) {
     args.emplace_back(flag);
     args.push_back(std::move(value));
   };
+  if (options.cluster_key_file != defaults.cluster_key_file) {
+    add("--cluster-key-file", options.cluster_key_file);
+  }
   if (options.cpu_threads != defaults.cpu_threads) {
     add("--threads", std::to_string(options.cpu_threads));
   }

@@ -16,7 +16,8 @@ enum class WorkerFlagScope {
   // `runahead worker`: one worker joining a coordinator; every flag.
   kProcess,
   // The workers of a cluster on this machine: the model, the device and the K/V path. The
-  // coordinator, each worker's name, its GPU index and its CPU threads come from the cluster.
+  // coordinator, the cluster key, each worker's name, its GPU index and its CPU threads come
+  // from the cluster.
   kLocalCluster,
 };
 

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "net/control/control_connection.h"
+#include "net/control/handshake_proof.h"
 #include "net/control/host_port.h"
 
 namespace runahead::net {
@@ -22,7 +23,8 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
  public:
   ConnectAttempt(asio::io_context& io, HostPort address, Hello hello,
                  ControlEventSink<Incoming> sink, ControlLimits limits,
-                 typename ControlClient<Incoming>::ConnectCallback done)
+                 typename ControlClient<Incoming>::ConnectCallback done,
+                 std::optional<ControlKey> key)
       : strand_(asio::make_strand(io)),
         resolver_(strand_),
         socket_(strand_),
@@ -31,6 +33,7 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
         hello_(std::move(hello)),
         sink_(std::move(sink)),
         limits_(limits),
+        key_(std::move(key)),
         done_(std::move(done)) {}
 
   void start(std::chrono::milliseconds timeout) {
@@ -86,6 +89,14 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
         [self](ControlConnection& closed, const Status& reason) {
           self->on_closed(closed, reason);
         });
+    if (key_) {
+      auto nonce = make_handshake_nonce();
+      if (!nonce) {
+        fail(nonce.error());
+        return;
+      }
+      hello_.nonce = std::move(nonce).value();
+    }
     Status sent = connection->send(ToCoordinator(hello_));
     if (!sent.is_ok()) fail(sent);
   }
@@ -99,26 +110,76 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
       return sink_(ControlReceived<Incoming>{connection.id(), std::move(message)});
     }
     if (finished_) return make_error(ErrorCode::kCancelled, "connect attempt abandoned");
-    auto answer = decode_message<HelloAck>(body, connection.limits());
+    if (proved_) {
+      // After this end's proof only the answer may come.
+      auto ack = decode_message<HelloAck>(body, connection.limits());
+      if (!ack) return failed(ErrorCode::kProtocol, ack.error().message);
+      return on_ack(connection, *ack);
+    }
+    auto answer = decode_message<HandshakeAnswer>(body, connection.limits());
     if (!answer) {
       return make_error(ErrorCode::kProtocol,
                         fmt::format("{} answered Hello with something else: {}",
                                     address_.to_string(), answer.error().message));
     }
-    const HelloAck* ack = &answer.value();
+    if (auto* challenge = std::get_if<HelloChallenge>(&answer.value())) {
+      return on_challenge(connection, *challenge);
+    }
+    return on_ack(connection, std::get<HelloAck>(answer.value()));
+  }
+
+  // Fails the attempt with `code` and `reason`, and returns that error (it closes the
+  // connection).
+  Status failed(ErrorCode code, std::string reason) {
+    fail(make_error(code, reason));
+    return make_error(code, std::move(reason));
+  }
+
+  const char* key_flag() const {
+    return hello_.role == PeerRole::kWorker ? "--cluster-key-file" : "--client-key-file";
+  }
+
+  // The coordinator proves the key first; this end proves it back only then.
+  Status on_challenge(ControlConnection& connection, const HelloChallenge& challenge) {
+    if (!key_) {
+      return failed(ErrorCode::kUnavailable,
+                    fmt::format("{} asks for authentication and this end has no key: give {}",
+                                address_.to_string(), key_flag()));
+    }
+    const HandshakeTranscript transcript{.protocol_version = hello_.protocol_version,
+                                         .role = hello_.role,
+                                         .peer_name = hello_.name,
+                                         .peer_nonce = hello_.nonce,
+                                         .coordinator_nonce = challenge.nonce};
+    if (challenge.nonce.size() != kHandshakeNonceBytes ||
+        !handshake_proof_matches(*key_, Prover::kCoordinator, transcript, challenge.proof)) {
+      return failed(ErrorCode::kUnavailable,
+                    fmt::format("{} did not prove the key in {}: it holds another key, or is not "
+                                "the coordinator",
+                                address_.to_string(), key_->source()));
+    }
+    proved_ = true;
+    return connection.send(HelloProof{handshake_proof(*key_, Prover::kPeer, transcript)});
+  }
+
+  Status on_ack(ControlConnection& connection, const HelloAck& received) {
+    const HelloAck* ack = &received;
     if (ack->protocol_version != hello_.protocol_version) {
-      std::string reason =
+      return failed(
+          ErrorCode::kProtocol,
           fmt::format("{} speaks control protocol version {}, this end speaks version {}{}",
                       address_.to_string(), ack->protocol_version, hello_.protocol_version,
-                      ack->accepted ? std::string() : ": " + ack->reason);
-      fail(make_error(ErrorCode::kProtocol, reason));
-      return make_error(ErrorCode::kProtocol, reason);
+                      ack->accepted ? std::string() : ": " + ack->reason));
     }
     if (!ack->accepted) {
-      std::string reason =
-          fmt::format("{} refused the connection: {}", address_.to_string(), ack->reason);
-      fail(make_error(ErrorCode::kUnavailable, reason));
-      return make_error(ErrorCode::kUnavailable, reason);
+      return failed(ErrorCode::kUnavailable, fmt::format("{} refused the connection: {}",
+                                                         address_.to_string(), ack->reason));
+    }
+    if (key_ && !proved_) {
+      return failed(ErrorCode::kUnavailable,
+                    fmt::format("{} accepted without proving the key in {}: it runs without "
+                                "authentication, or is not the coordinator",
+                                address_.to_string(), key_->source()));
     }
     connection.set_handshake_done();
     if (limits_.keepalive_interval.count() > 0) {
@@ -164,9 +225,11 @@ class ConnectAttempt : public std::enable_shared_from_this<ConnectAttempt<Incomi
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
   const HostPort address_;
-  const Hello hello_;
+  Hello hello_;  // its nonce is drawn on connecting
   const ControlEventSink<Incoming> sink_;
   const ControlLimits limits_;
+  const std::optional<ControlKey> key_;
+  bool proved_ = false;  // this end sent its HelloProof
   typename ControlClient<Incoming>::ConnectCallback done_;
   std::weak_ptr<ControlConnection> connection_;
   bool finished_ = false;
@@ -178,7 +241,7 @@ template <typename Incoming>
 void ControlClient<Incoming>::connect_async(asio::io_context& io, const std::string& address,
                                             Hello hello, ControlEventSink<Incoming> sink,
                                             std::chrono::milliseconds timeout, ControlLimits limits,
-                                            ConnectCallback done) {
+                                            ConnectCallback done, std::optional<ControlKey> key) {
   Status valid = limits.validate();
   auto parsed = parse_host_port(address);
   if (!valid.is_ok() || !parsed.is_ok()) {
@@ -187,14 +250,15 @@ void ControlClient<Incoming>::connect_async(asio::io_context& io, const std::str
     return;
   }
   auto attempt = std::make_shared<ConnectAttempt<Incoming>>(
-      io, std::move(parsed).value(), std::move(hello), std::move(sink), limits, std::move(done));
+      io, std::move(parsed).value(), std::move(hello), std::move(sink), limits, std::move(done),
+      std::move(key));
   attempt->start(timeout);
 }
 
 template <typename Incoming>
 Result<std::unique_ptr<ControlClient<Incoming>>> ControlClient<Incoming>::connect(
     asio::io_context& io, const std::string& address, Hello hello, ControlEventSink<Incoming> sink,
-    std::chrono::milliseconds timeout, ControlLimits limits) {
+    std::chrono::milliseconds timeout, ControlLimits limits, std::optional<ControlKey> key) {
   if (io.get_executor().running_in_this_thread()) {
     return make_error(ErrorCode::kInternal,
                       fmt::format("ControlClient::connect to {} called on a thread of its own "
@@ -203,10 +267,12 @@ Result<std::unique_ptr<ControlClient<Incoming>>> ControlClient<Incoming>::connec
   }
   auto outcome = std::make_shared<std::promise<Result<std::unique_ptr<ControlClient>>>>();
   auto future = outcome->get_future();
-  connect_async(io, address, std::move(hello), std::move(sink), timeout, limits,
-                [outcome](Result<std::unique_ptr<ControlClient>> result) {
-                  outcome->set_value(std::move(result));
-                });
+  connect_async(
+      io, address, std::move(hello), std::move(sink), timeout, limits,
+      [outcome](Result<std::unique_ptr<ControlClient>> result) {
+        outcome->set_value(std::move(result));
+      },
+      std::move(key));
   return future.get();
 }
 

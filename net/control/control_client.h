@@ -1,5 +1,8 @@
 // An outgoing control connection (a worker to its coordinator, a client to the coordinator):
-// connects, sends Hello, and is ready once the peer answers with an accepting HelloAck.
+// connects, sends Hello, and is ready once the peer answers with an accepting HelloAck. With a
+// key (the cluster key of a worker, the client key of a client) the Hello carries a nonce, the
+// coordinator must prove the key before this end proves it in turn (net/control/
+// handshake_proof.h), and a coordinator that accepts without proving it is refused.
 // Messages that arrive afterwards, and the close of the connection, go to the sink. Incoming is
 // the direction this end receives (ToWorker for a worker, ToClient for a client): a message of
 // any other is refused at decode and closes the connection.
@@ -8,12 +11,14 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <asio/io_context.hpp>
 
 #include "core/status.h"
 #include "net/control/control_events.h"
+#include "net/control/control_key.h"
 #include "net/control/control_limits.h"
 #include "net/control/control_messages.h"
 
@@ -29,17 +34,17 @@ class ControlClient {
   // Connects to `address` ("host:port") and exchanges Hello/HelloAck within `timeout`.
   // `done` runs once, on a thread of `io`, with the client or with an error: kTimeout, kProtocol
   // (version mismatch, a peer that does not speak the protocol), kUnavailable (refused, with
-  // the peer's reason, or unreachable).
+  // the peer's reason, unreachable, or failing authentication either way).
   static void connect_async(asio::io_context& io, const std::string& address, Hello hello,
                             ControlEventSink<Incoming> sink, std::chrono::milliseconds timeout,
-                            ControlLimits limits, ConnectCallback done);
+                            ControlLimits limits, ConnectCallback done,
+                            std::optional<ControlKey> key = std::nullopt);
 
   // The same, waiting for the outcome; `io` must be run by another thread.
-  static Result<std::unique_ptr<ControlClient>> connect(asio::io_context& io,
-                                                        const std::string& address, Hello hello,
-                                                        ControlEventSink<Incoming> sink,
-                                                        std::chrono::milliseconds timeout,
-                                                        ControlLimits limits = {});
+  static Result<std::unique_ptr<ControlClient>> connect(
+      asio::io_context& io, const std::string& address, Hello hello,
+      ControlEventSink<Incoming> sink, std::chrono::milliseconds timeout, ControlLimits limits = {},
+      std::optional<ControlKey> key = std::nullopt);
 
   ~ControlClient();  // close()
   ControlClient(const ControlClient&) = delete;

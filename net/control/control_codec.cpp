@@ -76,6 +76,14 @@ void write(schema::Envelope::Builder envelope, const HelloAck& message) {
   write(envelope.initHelloAck(), message);
 }
 
+void write(schema::Envelope::Builder envelope, const HelloChallenge& message) {
+  write(envelope.initHelloChallenge(), message);
+}
+
+void write(schema::Envelope::Builder envelope, const HelloProof& message) {
+  write(envelope.initHelloProof(), message);
+}
+
 // A decoded message of one type as its direction's variant, or the decoding's error.
 template <typename Variant, typename T>
 Result<Variant> as(Result<T> decoded) {
@@ -143,7 +151,13 @@ Result<ToClient> read_to_client(schema::ToClient::Reader in, const ControlLimits
 // ---- directions --------------------------------------------------------------------------
 
 // Which direction a decoder takes, for the error that refuses another.
-enum class Direction : uint8_t { kToCoordinator, kToWorker, kToClient, kHandshakeAnswer };
+enum class Direction : uint8_t {
+  kToCoordinator,
+  kToWorker,
+  kToClient,
+  kHandshakeAnswer,
+  kHandshakeProof
+};
 
 const char* direction_name(Direction direction) {
   switch (direction) {
@@ -155,6 +169,8 @@ const char* direction_name(Direction direction) {
       return "a message to a client";
     case Direction::kHandshakeAnswer:
       return "the coordinator's answer to Hello";
+    case Direction::kHandshakeProof:
+      return "the peer's answer to HelloChallenge";
   }
   return "a message";
 }
@@ -166,6 +182,10 @@ std::string envelope_message_name(schema::Envelope::Reader envelope) {
       return "Hello";
     case schema::Envelope::HELLO_ACK:
       return "HelloAck";
+    case schema::Envelope::HELLO_CHALLENGE:
+      return "HelloChallenge";
+    case schema::Envelope::HELLO_PROOF:
+      return "HelloProof";
     case schema::Envelope::TO_COORDINATOR:
       switch (envelope.getToCoordinator().which()) {
         case schema::ToCoordinator::HEARTBEAT:
@@ -222,7 +242,10 @@ Result<Direction> direction_of(schema::Envelope::Reader envelope) {
     case schema::Envelope::TO_COORDINATOR:
       return Direction::kToCoordinator;
     case schema::Envelope::HELLO_ACK:
+    case schema::Envelope::HELLO_CHALLENGE:
       return Direction::kHandshakeAnswer;
+    case schema::Envelope::HELLO_PROOF:
+      return Direction::kHandshakeProof;
     case schema::Envelope::TO_WORKER:
       return Direction::kToWorker;
     case schema::Envelope::TO_CLIENT:
@@ -267,7 +290,26 @@ Result<ToClient> read_envelope(schema::Envelope::Reader envelope, const ControlL
 Result<HelloAck> read_envelope(schema::Envelope::Reader envelope, const ControlLimits&,
                                const HelloAck*) {
   RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kHandshakeAnswer));
+  if (envelope.which() != schema::Envelope::HELLO_ACK) {
+    return make_error(ErrorCode::kProtocol, fmt::format("received {} where HelloAck was expected",
+                                                        envelope_message_name(envelope)));
+  }
   return read(envelope.getHelloAck());
+}
+
+Result<HandshakeAnswer> read_envelope(schema::Envelope::Reader envelope, const ControlLimits&,
+                                      const HandshakeAnswer*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kHandshakeAnswer));
+  if (envelope.which() == schema::Envelope::HELLO_CHALLENGE) {
+    return HandshakeAnswer(read(envelope.getHelloChallenge()));
+  }
+  return HandshakeAnswer(read(envelope.getHelloAck()));
+}
+
+Result<HelloProof> read_envelope(schema::Envelope::Reader envelope, const ControlLimits&,
+                                 const HelloProof*) {
+  RUNAHEAD_RETURN_IF_ERROR(check_direction(envelope, Direction::kHandshakeProof));
+  return read(envelope.getHelloProof());
 }
 
 template <typename Message>
@@ -327,6 +369,13 @@ Result<std::vector<uint8_t>> encode_frame(const ToClient& message, const Control
 Result<std::vector<uint8_t>> encode_frame(const HelloAck& message, const ControlLimits& limits) {
   return encode(message, limits);
 }
+Result<std::vector<uint8_t>> encode_frame(const HelloChallenge& message,
+                                          const ControlLimits& limits) {
+  return encode(message, limits);
+}
+Result<std::vector<uint8_t>> encode_frame(const HelloProof& message, const ControlLimits& limits) {
+  return encode(message, limits);
+}
 
 template <>
 Result<ToCoordinator> decode_message<ToCoordinator>(std::span<const uint64_t> body,
@@ -347,6 +396,17 @@ template <>
 Result<HelloAck> decode_message<HelloAck>(std::span<const uint64_t> body,
                                           const ControlLimits& limits) {
   return decode<HelloAck>(body, limits);
+}
+
+template <>
+Result<HandshakeAnswer> decode_message<HandshakeAnswer>(std::span<const uint64_t> body,
+                                                        const ControlLimits& limits) {
+  return decode<HandshakeAnswer>(body, limits);
+}
+template <>
+Result<HelloProof> decode_message<HelloProof>(std::span<const uint64_t> body,
+                                              const ControlLimits& limits) {
+  return decode<HelloProof>(body, limits);
 }
 
 }  // namespace runahead::net

@@ -20,9 +20,13 @@ Result<std::vector<uint8_t>> encode_frame(const ToCoordinator& message,
 Result<std::vector<uint8_t>> encode_frame(const ToWorker& message, const ControlLimits& limits);
 Result<std::vector<uint8_t>> encode_frame(const ToClient& message, const ControlLimits& limits);
 Result<std::vector<uint8_t>> encode_frame(const HelloAck& message, const ControlLimits& limits);
+Result<std::vector<uint8_t>> encode_frame(const HelloChallenge& message,
+                                          const ControlLimits& limits);
+Result<std::vector<uint8_t>> encode_frame(const HelloProof& message, const ControlLimits& limits);
 
 // Decodes a frame body (whole 64-bit words, as the header announced) as a message of one
-// direction: Message is ToCoordinator, ToWorker, ToClient or HelloAck.
+// direction: Message is ToCoordinator, ToWorker, ToClient, HelloAck, HandshakeAnswer (HelloAck or
+// HelloChallenge) or HelloProof.
 template <typename Message>
 Result<Message> decode_message(std::span<const uint64_t> body, const ControlLimits& limits);
 
@@ -38,5 +42,11 @@ Result<ToClient> decode_message<ToClient>(std::span<const uint64_t> body,
 template <>
 Result<HelloAck> decode_message<HelloAck>(std::span<const uint64_t> body,
                                           const ControlLimits& limits);
+template <>
+Result<HandshakeAnswer> decode_message<HandshakeAnswer>(std::span<const uint64_t> body,
+                                                        const ControlLimits& limits);
+template <>
+Result<HelloProof> decode_message<HelloProof>(std::span<const uint64_t> body,
+                                              const ControlLimits& limits);
 
 }  // namespace runahead::net

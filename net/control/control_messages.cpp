@@ -10,6 +10,12 @@ const char* name_of(const Hello&) {
 const char* name_of(const HelloAck&) {
   return "HelloAck";
 }
+const char* name_of(const HelloChallenge&) {
+  return "HelloChallenge";
+}
+const char* name_of(const HelloProof&) {
+  return "HelloProof";
+}
 const char* name_of(const Heartbeat&) {
   return "Heartbeat";
 }
@@ -65,6 +71,15 @@ const char* message_kind_name(const ToClient& message) {
 }
 const char* message_kind_name(const HelloAck& message) {
   return name_of(message);
+}
+const char* message_kind_name(const HelloChallenge& message) {
+  return name_of(message);
+}
+const char* message_kind_name(const HelloProof& message) {
+  return name_of(message);
+}
+const char* message_kind_name(const HandshakeAnswer& message) {
+  return variant_name(message);
 }
 
 }  // namespace runahead::net

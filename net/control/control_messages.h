@@ -23,7 +23,8 @@ namespace runahead::net {
 // 2: top log-probabilities and ignore_eos in requests, slices and tokens.
 // 3: one message union per direction; the partition scheme an enum; calibration messages gone.
 // 4: admission: the worker's context and vocabulary in Hello, a per-request timeout;
-//    AssignSlice carries the request's data-plane capability; Heartbeat from the coordinator.
+//    AssignSlice carries the request's data-plane capability; Heartbeat from the coordinator;
+//    authentication at Hello: a nonce in Hello, HelloChallenge and HelloProof.
 inline constexpr uint32_t kProtocolVersion = 4;
 
 enum class PeerRole : uint8_t { kWorker, kClient };
@@ -33,8 +34,26 @@ struct Hello {
   PeerRole role = PeerRole::kClient;
   std::string name;
   WorkerInfo worker;  // meaningful when role is kWorker
+  // The peer's fresh random challenge when it holds the key of its role (net/control/
+  // handshake_proof.h); empty when it has none.
+  std::vector<uint8_t> nonce;
 
   bool operator==(const Hello&) const = default;
+};
+
+// The coordinator's answer to a Hello with a nonce when it holds the key of the peer's role.
+struct HelloChallenge {
+  std::vector<uint8_t> nonce;  // the coordinator's fresh random challenge
+  std::vector<uint8_t> proof;  // the coordinator's proof of the key
+
+  bool operator==(const HelloChallenge&) const = default;
+};
+
+// The peer's answer to HelloChallenge; HelloAck follows.
+struct HelloProof {
+  std::vector<uint8_t> proof;
+
+  bool operator==(const HelloProof&) const = default;
 };
 
 struct HelloAck {
@@ -45,6 +64,9 @@ struct HelloAck {
 
   bool operator==(const HelloAck&) const = default;
 };
+
+// What a connecting end may receive after its Hello: the answer, or a challenge first.
+using HandshakeAnswer = std::variant<HelloAck, HelloChallenge>;
 
 struct Heartbeat {
   uint64_t sequence = 0;
@@ -204,5 +226,8 @@ const char* message_kind_name(const ToCoordinator& message);
 const char* message_kind_name(const ToWorker& message);
 const char* message_kind_name(const ToClient& message);
 const char* message_kind_name(const HelloAck& message);
+const char* message_kind_name(const HelloChallenge& message);
+const char* message_kind_name(const HelloProof& message);
+const char* message_kind_name(const HandshakeAnswer& message);
 
 }  // namespace runahead::net

@@ -1,9 +1,11 @@
 // The coordinator's end of the control plane: accepts connections and hands their messages (to
 // the coordinator: anything else is refused at decode and closes the connection) to an owner,
 // normally an actor, through deliver_to(). Each connection must begin with Hello: a different
-// protocol version is answered with a refusing HelloAck and closed by the server itself;
-// otherwise the Hello is delivered and the owner answers with HelloAck (accepting or refusing
-// the peer), then sends ToWorker or ToClient messages as the peer's role asks.
+// protocol version is answered with a refusing HelloAck and closed by the server itself. Where
+// the auth holds the key of the peer's role, the server then challenges the peer
+// (net/control/handshake_proof.h) and refuses it the same way unless it proves that key. Only
+// then is the Hello delivered, and the owner answers with HelloAck (accepting or refusing the
+// peer), then sends ToWorker or ToClient messages as the peer's role asks.
 #pragma once
 
 #include <memory>
@@ -12,6 +14,7 @@
 #include <asio/io_context.hpp>
 
 #include "core/status.h"
+#include "net/control/control_auth.h"
 #include "net/control/control_events.h"
 #include "net/control/control_limits.h"
 #include "net/control/control_messages.h"
@@ -21,10 +24,12 @@ namespace runahead::net {
 class ControlServer {
  public:
   // Binds `address` ("host:port"; port 0 picks a free port) and starts accepting on `io`.
+  // kInvalidArgument when `auth` does not allow that address (ControlAuth::check_listen).
   static Result<std::unique_ptr<ControlServer>> listen(asio::io_context& io,
                                                        const std::string& address,
                                                        ControlEventSink<ToCoordinator> sink,
-                                                       ControlLimits limits = {});
+                                                       ControlLimits limits = {},
+                                                       ControlAuth auth = {});
   ~ControlServer();  // shutdown()
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;

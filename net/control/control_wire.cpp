@@ -282,6 +282,16 @@ void write(schema::Hello::Builder out, const Hello& in) {
   out.setRole(to_wire(in.role));
   out.setName(text(in.name));
   write(out.initWorker(), in.worker);
+  out.setNonce(data(in.nonce));
+}
+
+void write(schema::HelloChallenge::Builder out, const HelloChallenge& in) {
+  out.setNonce(data(in.nonce));
+  out.setProof(data(in.proof));
+}
+
+void write(schema::HelloProof::Builder out, const HelloProof& in) {
+  out.setProof(data(in.proof));
 }
 
 void write(schema::HelloAck::Builder out, const HelloAck& in) {
@@ -417,7 +427,16 @@ Result<Hello> read(schema::Hello::Reader in) {
   RUNAHEAD_ASSIGN_OR_RETURN(out.role, from_wire(in.getRole()));
   out.name = copy_text(in.getName());
   out.worker = read(in.getWorker());
+  out.nonce = copy_data(in.getNonce());
   return out;
+}
+
+HelloChallenge read(schema::HelloChallenge::Reader in) {
+  return HelloChallenge{copy_data(in.getNonce()), copy_data(in.getProof())};
+}
+
+HelloProof read(schema::HelloProof::Reader in) {
+  return HelloProof{copy_data(in.getProof())};
 }
 
 HelloAck read(schema::HelloAck::Reader in) {

@@ -14,6 +14,8 @@ namespace runahead::net::wire {
 
 void write(schema::Hello::Builder out, const Hello& in);
 void write(schema::HelloAck::Builder out, const HelloAck& in);
+void write(schema::HelloChallenge::Builder out, const HelloChallenge& in);
+void write(schema::HelloProof::Builder out, const HelloProof& in);
 void write(schema::Heartbeat::Builder out, const Heartbeat& in);
 void write(schema::SubmitRequest::Builder out, const SubmitRequest& in);
 void write(schema::Cancel::Builder out, const Cancel& in);
@@ -29,6 +31,8 @@ void write(schema::StatusReply::Builder out, const StatusReply& in);
 
 Result<Hello> read(schema::Hello::Reader in);
 HelloAck read(schema::HelloAck::Reader in);
+HelloChallenge read(schema::HelloChallenge::Reader in);
+HelloProof read(schema::HelloProof::Reader in);
 Heartbeat read(schema::Heartbeat::Reader in);
 Result<SubmitRequest> read(schema::SubmitRequest::Reader in, const ControlLimits& limits);
 Cancel read(schema::Cancel::Reader in);

@@ -22,6 +22,7 @@ WorkerOptions parse_worker(const std::vector<std::string>& args) {
 
 void expect_same(const WorkerOptions& a, const WorkerOptions& b) {
   EXPECT_EQ(a.coordinator, b.coordinator);
+  EXPECT_EQ(a.cluster_key_file, b.cluster_key_file);
   EXPECT_EQ(a.name, b.name);
   EXPECT_EQ(a.model, b.model);
   EXPECT_EQ(a.device, b.device);
@@ -71,6 +72,7 @@ TEST(WorkerFlagsTest, EveryFlagSurvivesTheRoundTrip) {
   options.reconnect_give_up = std::chrono::milliseconds(90500);
   options.probe_tokens = 0;
   options.inject_device_fault_after_matmuls = 6;
+  options.cluster_key_file = "/run/keys/cluster.key";
   expect_same(parse_worker(worker_arguments(options)), options);
 }
 

@@ -69,6 +69,58 @@ TEST(ControlCodec, EveryKindOfEveryDirectionRoundTrips) {
   EXPECT_EQ(*decoded, testing::sample_hello_ack());
 }
 
+TEST(ControlCodec, HandshakeMessagesRoundTrip) {
+  const ControlLimits limits;
+  auto challenge = encode_frame(testing::sample_hello_challenge(), limits);
+  ASSERT_TRUE(challenge.is_ok());
+  auto answer = decode_message<HandshakeAnswer>(body_of(*challenge), limits);
+  ASSERT_TRUE(answer.is_ok()) << answer.error().to_string();
+  ASSERT_TRUE(std::holds_alternative<HelloChallenge>(*answer));
+  EXPECT_EQ(std::get<HelloChallenge>(*answer), testing::sample_hello_challenge());
+
+  auto ack = encode_frame(testing::sample_hello_ack(), limits);
+  ASSERT_TRUE(ack.is_ok());
+  answer = decode_message<HandshakeAnswer>(body_of(*ack), limits);
+  ASSERT_TRUE(answer.is_ok()) << answer.error().to_string();
+  ASSERT_TRUE(std::holds_alternative<HelloAck>(*answer));
+  EXPECT_EQ(std::get<HelloAck>(*answer), testing::sample_hello_ack());
+
+  auto proof = encode_frame(testing::sample_hello_proof(), limits);
+  ASSERT_TRUE(proof.is_ok());
+  auto decoded = decode_message<HelloProof>(body_of(*proof), limits);
+  ASSERT_TRUE(decoded.is_ok()) << decoded.error().to_string();
+  EXPECT_EQ(*decoded, testing::sample_hello_proof());
+}
+
+TEST(ControlCodec, HandshakeMessagesAreRefusedOutOfPlace) {
+  const ControlLimits limits;
+  const auto challenge = body_of(*encode_frame(testing::sample_hello_challenge(), limits));
+  const auto proof = body_of(*encode_frame(testing::sample_hello_proof(), limits));
+  const auto hello = body_of(*encode_frame(testing::sample_to_coordinator()[0], limits));
+  // A challenge where only HelloAck may come (after this end's proof), or at the coordinator.
+  for (const Status& refused : {decode_message<HelloAck>(challenge, limits).status(),
+                                decode_message<ToCoordinator>(challenge, limits).status(),
+                                decode_message<ToWorker>(challenge, limits).status(),
+                                decode_message<HelloProof>(challenge, limits).status()}) {
+    ASSERT_FALSE(refused.is_ok());
+    EXPECT_EQ(refused.code(), ErrorCode::kProtocol);
+    EXPECT_NE(refused.message().find("HelloChallenge"), std::string::npos) << refused.message();
+  }
+  // A proof anywhere but at the coordinator during the handshake; and no Hello in its place.
+  for (const Status& refused : {decode_message<ToCoordinator>(proof, limits).status(),
+                                decode_message<HandshakeAnswer>(proof, limits).status(),
+                                decode_message<ToClient>(proof, limits).status()}) {
+    ASSERT_FALSE(refused.is_ok());
+    EXPECT_NE(refused.message().find("received HelloProof, the peer's answer to HelloChallenge"),
+              std::string::npos)
+        << refused.message();
+  }
+  auto hello_as_proof = decode_message<HelloProof>(hello, limits);
+  ASSERT_FALSE(hello_as_proof.is_ok());
+  EXPECT_NE(hello_as_proof.error().message.find("received Hello,"), std::string::npos)
+      << hello_as_proof.error().message;
+}
+
 // Decoding `frame` as each direction but its own fails naming the message and its direction.
 template <typename Own>
 void expect_refused_elsewhere(const std::vector<uint8_t>& frame, const std::string& name,

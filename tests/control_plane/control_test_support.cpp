@@ -21,8 +21,9 @@ ServerOwner::ServerOwner(ServerOwnerOptions options, ServerEvents* log,
     : options_(options), log_(log), port_(port) {}
 
 Status ServerOwner::on_start() {
-  auto server = ControlServer::listen(system().io(), "127.0.0.1:0",
-                                      deliver_to<ToCoordinator>(self()), options_.limits);
+  auto server =
+      ControlServer::listen(system().io(), "127.0.0.1:0", deliver_to<ToCoordinator>(self()),
+                            options_.limits, options_.auth);
   if (!server.is_ok()) return server.status();
   server_ = std::move(server).value();
   port_->set_value(server_->port());
@@ -172,6 +173,20 @@ std::optional<HelloAck> RawPeer::read_ack(std::chrono::milliseconds timeout) {
   auto ack = decode_message<HelloAck>(*body, ControlLimits{});
   if (!ack.is_ok()) return std::nullopt;
   return std::move(ack).value();
+}
+
+std::optional<HandshakeAnswer> RawPeer::read_answer(std::chrono::milliseconds timeout) {
+  auto body = read_body(timeout);
+  if (!body) return std::nullopt;
+  auto answer = decode_message<HandshakeAnswer>(*body, ControlLimits{});
+  if (!answer.is_ok()) return std::nullopt;
+  return std::move(answer).value();
+}
+
+void RawPeer::write_proof(const HelloProof& proof) {
+  auto frame = encode_frame(proof, ControlLimits{});
+  ASSERT_TRUE(frame.is_ok()) << frame.error().to_string();
+  ASSERT_TRUE(write(*frame)) << "the server closed the connection";
 }
 
 std::optional<ToClient> RawPeer::read_message(std::chrono::milliseconds timeout) {

@@ -110,6 +110,7 @@ struct ServerOwnerOptions {
   bool accept = true;
   ControlLimits limits;
   size_t mailbox_capacity = 0;  // 0: the system's default
+  ControlAuth auth;             // keys the server asks peers to prove
 };
 
 // Owns a ControlServer the way a coordinator does: created in on_start, its events delivered to
@@ -165,6 +166,9 @@ class RawPeer {
   void shutdown_send();
   // Reads the HelloAck, or nullopt on timeout/close/garbage/another message.
   std::optional<HelloAck> read_ack(std::chrono::milliseconds timeout = 5s);
+  // Reads the answer to Hello (a HelloAck or a HelloChallenge), or nullopt as read_ack.
+  std::optional<HandshakeAnswer> read_answer(std::chrono::milliseconds timeout = 5s);
+  void write_proof(const HelloProof& proof);
   // Reads one message to a client, or nullopt on timeout/close/garbage/another direction.
   std::optional<ToClient> read_message(std::chrono::milliseconds timeout = 5s);
   // Whether the other side closed the connection within `timeout` (data read is discarded).

@@ -34,9 +34,18 @@ inline HelloAck sample_hello_ack() {
   return HelloAck{kProtocolVersion, false, "model hash differs", 42};
 }
 
+inline HelloChallenge sample_hello_challenge() {
+  return HelloChallenge{{1, 2, 3, 4}, {200, 201, 0, 5}};
+}
+
+inline HelloProof sample_hello_proof() {
+  return HelloProof{{9, 0, 8, 255}};
+}
+
 inline std::vector<ToCoordinator> sample_to_coordinator() {
   std::vector<ToCoordinator> all;
-  all.emplace_back(Hello{kProtocolVersion, PeerRole::kWorker, "w1", sample_worker_info()});
+  all.emplace_back(
+      Hello{kProtocolVersion, PeerRole::kWorker, "w1", sample_worker_info(), {7, 0, 255, 7}});
   all.emplace_back(Heartbeat{9, 3, 1ull << 33});
   all.emplace_back(SubmitRequest{77,
                                  {1, -2, 3, 50000},

@@ -5,6 +5,8 @@
 //   runahead::CoordinatorConfig config;
 //   config.listen = "0.0.0.0:7070";
 //   config.model_path = "/models/llama";  // the model workers must run
+//   config.cluster_key_file = "cluster.key";  // runahead keygen cluster.key
+//   config.client_key_file = "client.key";
 //   auto coordinator = runahead::Coordinator::start(config);
 //   runahead::RequestOptions options;
 //   options.prompt_tokens = ids;
@@ -65,6 +67,13 @@ struct CoordinatorConfig {
   std::chrono::milliseconds transfer_timeout{60000};
   size_t max_connections = 1024;
   size_t max_buffered_bytes = size_t{256} << 20;
+  // Authentication (docs/security.md): workers must prove the key in cluster_key_file, clients
+  // the one in client_key_file (key files as `runahead keygen` writes them; empty: that role
+  // joins without a proof). Without both keys the coordinator listens on loopback addresses
+  // only, unless `insecure`.
+  std::string cluster_key_file;
+  std::string client_key_file;
+  bool insecure = false;
 };
 
 struct WorkerState {

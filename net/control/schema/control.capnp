@@ -21,7 +21,9 @@ const protocolVersion :UInt32 = 4;
 #    removed.
 # 4: admission: WorkerInfo.maxPositions and vocabSize, SubmitRequest.timeoutMillis;
 #    AssignSlice.kvCapability, the request's data-plane capability; Heartbeat from the
-#    coordinator to workers and clients (liveness both ways).
+#    coordinator to workers and clients (liveness both ways); authentication at Hello:
+#    Hello.nonce, HelloChallenge and HelloProof (mutual challenge-response with HMAC-SHA-256
+#    under the key of the peer's role).
 
 enum Role {
   worker @0;
@@ -65,6 +67,20 @@ struct Hello {
   role @1 :Role;
   name @2 :Text;                 # a human-readable name for logs
   worker @3 :WorkerInfo;         # set when role is worker
+  nonce @4 :Data;                # the peer's fresh random challenge when it holds a key for its
+                                 # role; empty: it has none (a coordinator with keys refuses it)
+}
+
+struct HelloChallenge {
+  # The coordinator's answer to a Hello with a nonce, when it holds the key of the peer's role:
+  # it proves the key first, then waits for the peer's HelloProof (net/control/handshake_proof.h).
+  nonce @0 :Data;                # the coordinator's fresh random challenge
+  proof @1 :Data;                # HMAC-SHA-256 by the coordinator over both nonces, role, name
+}
+
+struct HelloProof {
+  # The peer's answer to HelloChallenge; HelloAck follows.
+  proof @0 :Data;                # HMAC-SHA-256 by the peer over both nonces, role, name
 }
 
 struct HelloAck {
@@ -284,5 +300,7 @@ struct Envelope {
     toCoordinator @2 :ToCoordinator;
     toWorker @3 :ToWorker;
     toClient @4 :ToClient;
+    helloChallenge @5 :HelloChallenge; # the coordinator's challenge, between Hello and HelloAck
+    helloProof @6 :HelloProof;         # the peer's answer to it
   }
 }
