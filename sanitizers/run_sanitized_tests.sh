@@ -53,10 +53,11 @@ reports="$build_dir/sanitizer-reports"
 rm -rf "$reports"
 mkdir -p "$reports"
 suppressions="$root/sanitizers"
-common="log_path=$reports/report:print_stacktrace=1:halt_on_error=1"
+# print_suppressions=0: a used suppression writes no file, so every file is a report.
+common="log_path=$reports/report:print_stacktrace=1:halt_on_error=1:print_suppressions=0"
 export ASAN_OPTIONS="$common:detect_leaks=1:strict_init_order=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="$common"
-export LSAN_OPTIONS="suppressions=$suppressions/lsan.supp"
+export LSAN_OPTIONS="suppressions=$suppressions/lsan.supp:print_suppressions=0"
 export TSAN_OPTIONS="$common:second_deadlock_stack=1:suppressions=$suppressions/tsan.supp"
 export OMP_WAIT_POLICY=passive
 if [[ "$mode" == thread ]]; then
