@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian 12 machine (as root), builds runahead, and runs one of:
 #   demo   the main job: a local cluster on this machine answering a prompt with a real model
-#   test   the whole test suite, then every fuzz target for FUZZ_SECONDS (default 30) each
+#   test   the whole test suite, then tests under sanitizers (SANITIZERS, default "address
+#          thread"; empty skips them), then every fuzz target for FUZZ_SECONDS (default 30) each
 #   build  only installs and builds
 set -euo pipefail
 
@@ -49,6 +50,12 @@ case "$action" in
     export RUNAHEAD_SMOLLM2_GGUF
     export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
     ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" --timeout 600
+    # Clang builds of their own (build-asan/, build-tsan/): the unit and cluster tests under
+    # ASan+UBSan, the actor runtime and cluster tests under TSan (sanitizers/).
+    for sanitizer in ${SANITIZERS-address thread}; do
+      echo "bootstrap: the tests under the $sanitizer sanitizer (sanitizers/run_sanitized_tests.sh)" >&2
+      bash "$root/sanitizers/run_sanitized_tests.sh" "$sanitizer"
+    done
     # A separate clang build (build-fuzz/) with ASan and UBSan; about 6 minutes on 2 cores.
     echo "bootstrap: fuzzing the decoders of untrusted input (fuzz/run_fuzzers.sh)" >&2
     bash "$root/fuzz/run_fuzzers.sh"

@@ -82,11 +82,13 @@ class ScriptedWorker {
   Status send(const net::ToCoordinator& message) { return client_->send(message); }
 
  private:
-  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
-  std::unique_ptr<net::WorkerControlClient> client_;
+  // Declared first, destroyed last: the client's thread may push into the inbox until the
+  // client and the actor system below are gone.
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<net::ToWorker> inbox_;
+  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
+  std::unique_ptr<net::WorkerControlClient> client_;
 };
 
 TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
