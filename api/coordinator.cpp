@@ -129,8 +129,19 @@ std::string Coordinator::address() const {
 }
 
 Result<RequestHandle> Coordinator::submit(RequestOptions options, TokenCallback on_token) {
+  return submit_state(std::move(options),
+                      std::make_shared<RequestHandle::State>(std::move(on_token)));
+}
+
+Result<RequestHandle> Coordinator::submit_streaming(RequestOptions options,
+                                                    StreamCallback on_token) {
+  return submit_state(std::move(options),
+                      std::make_shared<RequestHandle::State>(TokenCallback{}, std::move(on_token)));
+}
+
+Result<RequestHandle> Coordinator::submit_state(RequestOptions options,
+                                                std::shared_ptr<RequestHandle::State> state) {
   RUNAHEAD_RETURN_IF_ERROR(validate_options(options));
-  auto state = std::make_shared<RequestHandle::State>(std::move(on_token));
   auto accepted = std::make_shared<std::promise<Result<uint64_t>>>();
   auto answer = accepted->get_future();
   RUNAHEAD_RETURN_IF_ERROR(impl_->actor.tell(LocalSubmit{to_submit(options), state, accepted}));

@@ -31,7 +31,8 @@ Result<RequestResult> RequestHandle::result_within(int64_t timeout_ms) const {
   return state_->wait_result(std::chrono::milliseconds(timeout_ms));
 }
 
-RequestHandle::State::State(TokenCallback on_token) : on_token_(std::move(on_token)) {}
+RequestHandle::State::State(TokenCallback on_token, StreamCallback on_stream)
+    : on_token_(std::move(on_token)), on_stream_(std::move(on_stream)) {}
 
 void RequestHandle::State::set_id(uint64_t id) {
   std::lock_guard lock(mutex_);
@@ -44,6 +45,10 @@ uint64_t RequestHandle::State::id() const {
 }
 
 void RequestHandle::State::token(const net::Token& token) {
+  StreamedToken streamed{.request_id = token.request_id,
+                         .token = token.token,
+                         .index = token.index,
+                         .logprobs = std::nullopt};
   {
     std::lock_guard lock(mutex_);
     if (outcome_) return;
@@ -55,11 +60,13 @@ void RequestHandle::State::token(const net::Token& token) {
       for (size_t i = 0; i < token.top_tokens.size(); ++i) {
         position.top.push_back(TokenLogprob{token.top_tokens[i], token.top_logprobs[i]});
       }
+      if (on_stream_) streamed.logprobs = position;
       logprobs_.push_back(std::move(position));
     }
   }
   changed_.notify_all();
   if (on_token_) on_token_(token.request_id, token.token, token.index);
+  if (on_stream_) on_stream_(streamed);
 }
 
 void RequestHandle::State::result(const net::RequestResult& result) {

@@ -15,7 +15,7 @@ namespace runahead {
 
 class RequestHandle::State final : public RequestSink {
  public:
-  explicit State(TokenCallback on_token);
+  explicit State(TokenCallback on_token, StreamCallback on_stream = {});
 
   void set_id(uint64_t id);
   uint64_t id() const;
@@ -30,6 +30,7 @@ class RequestHandle::State final : public RequestSink {
 
  private:
   const TokenCallback on_token_;
+  const StreamCallback on_stream_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   uint64_t id_ = 0;

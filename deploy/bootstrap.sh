@@ -13,7 +13,7 @@ action="${1:-demo}"
 packages=(build-essential cmake ninja-build pkg-config git python3 python3-pip python3-venv
   libasio-dev libucx-dev ucx-utils capnproto libcapnp-dev libspdlog-dev libfmt-dev
   libopenblas-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev libgtest-dev
-  libgmock-dev libcli11-dev clang-format iproute2 procps libssl-dev
+  libgmock-dev libcli11-dev clang-format iproute2 procps libcpp-httplib-dev libssl-dev curl
   clang libclang-rt-14-dev libomp-dev)  # the fuzz targets (fuzz/run_fuzzers.sh)
 
 install_packages() {

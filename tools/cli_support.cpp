@@ -15,6 +15,7 @@
 #include "model/host_model.h"
 #include "model/random_model.h"
 #include "text/chat_template.h"
+#include "text/model_chat_template.h"
 #include "text/text_stream.h"
 #include "tools/prompt_files.h"
 
@@ -37,33 +38,6 @@ void add_prompt_options(CLI::App* command, PromptInput& input, bool with_tokeniz
   command->add_flag("--chat", input.chat, "wrap --prompt in the model's chat template");
   command->add_option("--system", input.system, "system message for --chat");
 }
-
-namespace {
-
-// The model's chat template: tokenizer.chat_template of a GGUF file, or chat_template of a
-// checkpoint directory's tokenizer_config.json.
-Result<std::string> chat_template_of(const std::string& model) {
-  if (std::filesystem::is_directory(model)) {
-    const std::string path = model + "/tokenizer_config.json";
-    std::ifstream in(path);
-    const nlohmann::json config = nlohmann::json::parse(in, nullptr, false);
-    if (!in || config.is_discarded() || !config.contains("chat_template") ||
-        !config.at("chat_template").is_string()) {
-      return make_error(ErrorCode::kNotFound, path + ": no chat_template string; --chat needs one");
-    }
-    return config.at("chat_template").get<std::string>();
-  }
-  auto file = GgufFile::open(model);
-  if (!file) return make_error(file.error().code, "--chat: " + file.error().message);
-  const GgufValue* jinja = (*file)->find("tokenizer.chat_template");
-  if (jinja == nullptr || jinja->as_string() == nullptr) {
-    return make_error(ErrorCode::kNotFound,
-                      model + ": metadata key tokenizer.chat_template is missing; --chat needs it");
-  }
-  return *jinja->as_string();
-}
-
-}  // namespace
 
 Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::string& model) {
   const int sources = int{!input.prompt.empty()} + int{!input.prompt_file.empty()} +
@@ -110,7 +84,12 @@ Result<PreparedPrompt> prepare_prompt(const PromptInput& input, const std::strin
   std::string text = prompt_text;
   if (input.chat) {
     const std::string source = has_model ? model : input.tokenizer;
-    RUNAHEAD_ASSIGN_OR_RETURN(const std::string jinja, chat_template_of(source));
+    auto jinja_source = text::load_chat_template_source(source);
+    if (!jinja_source) {
+      return make_error(jinja_source.error().code,
+                        jinja_source.error().message + "; --chat needs a chat template");
+    }
+    const std::string& jinja = *jinja_source;
     RUNAHEAD_ASSIGN_OR_RETURN(auto chat,
                               text::ChatTemplate::parse(jinja, source + ": chat template"));
     std::vector<text::ChatMessage> messages;

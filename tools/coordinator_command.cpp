@@ -2,9 +2,11 @@
 #include <iostream>
 
 #include "runahead/coordinator.h"
+#include "runahead/http_server.h"
 #include "tools/cli_support.h"
 #include "tools/commands.h"
 #include "tools/coordinator_flags.h"
+#include "tools/http_flags.h"
 
 namespace runahead::cli {
 
@@ -16,7 +18,9 @@ void add_coordinator_command(CLI::App& app) {
       "Run a coordinator: workers join it, clients submit prompts to it; each "
       "request is planned over the healthy workers and its tokens streamed back.");
   add_coordinator_flags(command, *config, CoordinatorFlagScope::kAll);
-  command->callback([config] {
+  auto http = std::make_shared<HttpFlags>();
+  add_http_flags(command, *http);
+  command->callback([config, http] {
     block_termination_signals();
     auto coordinator = Coordinator::start(*config);
     if (!coordinator) {
@@ -24,7 +28,23 @@ void add_coordinator_command(CLI::App& app) {
       std::exit(1);
     }
     std::cout << "coordinator listening on " << (*coordinator)->address() << std::endl;
+    std::unique_ptr<HttpServer> http_server;
+    if (!http->listen.empty()) {
+      http->config.listen = http->listen;
+      auto started = HttpServer::start(**coordinator, http->config);
+      if (!started) {
+        std::cerr << "runahead coordinator: " << started.error().message << "\n";
+        std::exit(1);
+      }
+      http_server = std::move(started).value();
+      std::cout << "HTTP API on http://" << http_server->address() << std::endl;
+    } else if (!http->config.model_path.empty()) {
+      std::cerr << "runahead coordinator: --model is used by the HTTP API only; add --http "
+                   "HOST:PORT\n";
+      std::exit(1);
+    }
     wait_for_termination();
+    if (http_server) http_server->shutdown();
     (*coordinator)->shutdown();
   });
 }

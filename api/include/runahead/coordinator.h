@@ -109,6 +109,9 @@ class Coordinator {
   // empty prompt, bad sampling, a prompt past the model's context or vocabulary, busy);
   // answers arrive through the handle.
   [[nodiscard]] Result<RequestHandle> submit(RequestOptions options, TokenCallback on_token = {});
+  // The same, streaming each token with its log-probabilities.
+  [[nodiscard]] Result<RequestHandle> submit_streaming(RequestOptions options,
+                                                       StreamCallback on_token);
   Status cancel(uint64_t request_id, const std::string& reason = "cancelled by the caller");
   [[nodiscard]] Result<ClusterStatus> status();
   // Waits until at least `count` workers have joined.
@@ -120,6 +123,8 @@ class Coordinator {
 
  private:
   explicit Coordinator(std::unique_ptr<Impl> impl);
+  [[nodiscard]] Result<RequestHandle> submit_state(RequestOptions options,
+                                                   std::shared_ptr<RequestHandle::State> state);
   std::unique_ptr<Impl> impl_;
 };
 

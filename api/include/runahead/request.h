@@ -78,6 +78,16 @@ struct RequestResult {
 // Called with each token as it arrives (index 0 is the first token), on a runtime thread.
 using TokenCallback = std::function<void(uint64_t request_id, int32_t token, uint32_t index)>;
 
+// One streamed token with its log-probabilities (when the request asked for top_logprobs), for
+// callers that stream them as they arrive (the HTTP API).
+struct StreamedToken {
+  uint64_t request_id = 0;
+  int32_t token = 0;
+  uint32_t index = 0;  // 0: the first token
+  std::optional<PositionLogprobs> logprobs;
+};
+using StreamCallback = std::function<void(const StreamedToken&)>;
+
 // A submitted request: its first token, its streamed tokens and its final result. Every
 // accepted request ends with exactly one result or one error.
 class RequestHandle {
