@@ -734,7 +734,7 @@ void CoordinatorActor::on_health_tick() {
   for (const auto& [id, quiet] : silent) {
     worker_lost(id, "no heartbeat for " + std::to_string(quiet) + " ms");
   }
-  fail_requests_without_workers(now);
+  fail_requests_without_workers(Clock::now());
 }
 
 void CoordinatorActor::fail_requests_without_workers(Clock::time_point now) {

@@ -31,6 +31,9 @@ void add_coordinator_command(CLI::App& app) {
     std::unique_ptr<HttpServer> http_server;
     if (!http->listen.empty()) {
       http->config.listen = http->listen;
+      // The coordinator's --model: the weights workers must run, and the HTTP API's tokenizer
+      // and chat template.
+      http->config.model_path = config->model_path;
       auto started = HttpServer::start(**coordinator, http->config);
       if (!started) {
         std::cerr << "runahead coordinator: " << started.error().message << "\n";
@@ -38,10 +41,6 @@ void add_coordinator_command(CLI::App& app) {
       }
       http_server = std::move(started).value();
       std::cout << "HTTP API on http://" << http_server->address() << std::endl;
-    } else if (!http->config.model_path.empty()) {
-      std::cerr << "runahead coordinator: --model is used by the HTTP API only; add --http "
-                   "HOST:PORT\n";
-      std::exit(1);
     }
     wait_for_termination();
     if (http_server) http_server->shutdown();

@@ -7,12 +7,7 @@ void add_http_flags(CLI::App* command, HttpFlags& flags) {
   command->add_option("--http", flags.listen,
                       "HOST:PORT of an OpenAI-compatible HTTP API (/v1/completions, "
                       "/v1/chat/completions, /v1/models, /health, /ready, /metrics); off when "
-                      "not given; needs --model");
-  command
-      ->add_option("--model", config.model_path,
-                   "the served model's .gguf file, checkpoint directory or tokenizer file: the "
-                   "HTTP API's tokenizer and chat template")
-      ->check(CLI::ExistingPath);
+                      "not given; its tokenizer and chat template come from --model PATH");
   command->add_option("--served-model-name", config.model_name,
                       "the model id of the HTTP API (default: --model's file name)");
   command

@@ -14,7 +14,7 @@ struct HttpFlags {
   HttpServerConfig config;
 };
 
-// Registers --http, --model, --served-model-name and the --http-* limits on `command`, bound to
+// Registers --http, --served-model-name and the --http-* limits on `command`, bound to
 // `flags` (which must outlive parsing).
 void add_http_flags(CLI::App* command, HttpFlags& flags);
 

@@ -34,7 +34,7 @@ check() {  # check NAME CONDITION-EXIT-CODE
 start_coordinator() {
   local log="$1"
   shift
-  "$runahead" coordinator --listen 127.0.0.1:0 "$@" >"$work/$log.out" 2>"$work/$log.err" &
+  "$runahead" coordinator --model random:tiny-llama --listen 127.0.0.1:0 "$@" >"$work/$log.out" 2>"$work/$log.err" &
   coordinator_pid=$!
   pids+=("$coordinator_pid")
   address=""
@@ -55,15 +55,15 @@ cp "$work/cluster.key" "$work/before"
 [[ $? -eq 1 ]] && grep -q "never overwritten" "$work/again.err" && cmp -s "$work/cluster.key" "$work/before"
 check "keygen refuses to overwrite a key" $?
 
-"$runahead" coordinator --listen 0.0.0.0:0 >"$work/open.out" 2>"$work/open.err"
+"$runahead" coordinator --model random:tiny-llama --listen 0.0.0.0:0 >"$work/open.out" 2>"$work/open.err"
 [[ $? -eq 1 ]] && grep -q -- "--insecure" "$work/open.err" && grep -q "0.0.0.0:0" "$work/open.err" &&
   [[ $(wc -l <"$work/open.err") -eq 1 ]]
 check "a keyless coordinator refuses 0.0.0.0 without --insecure" $?
-"$runahead" coordinator --listen 0.0.0.0:0 --cluster-key-file "$work/cluster.key" \
+"$runahead" coordinator --model random:tiny-llama --listen 0.0.0.0:0 --cluster-key-file "$work/cluster.key" \
   >"$work/half.out" 2>"$work/half.err"
 [[ $? -eq 1 ]] && grep -q -- "give --client-key-file" "$work/half.err"
 check "a coordinator with the cluster key alone refuses 0.0.0.0" $?
-"$runahead" coordinator --listen 0.0.0.0:0 --insecure >"$work/insecure.out" 2>"$work/insecure.err" &
+"$runahead" coordinator --model random:tiny-llama --listen 0.0.0.0:0 --insecure >"$work/insecure.out" 2>"$work/insecure.err" &
 insecure_pid=$!
 pids+=("$insecure_pid")
 started=1
@@ -76,11 +76,11 @@ check "--insecure lets a keyless coordinator listen on 0.0.0.0" $started
 
 cp "$work/cluster.key" "$work/loose.key"
 chmod 644 "$work/loose.key"
-"$runahead" coordinator --cluster-key-file "$work/loose.key" --client-key-file "$work/client.key" \
+"$runahead" coordinator --model random:tiny-llama --cluster-key-file "$work/loose.key" --client-key-file "$work/client.key" \
   >/dev/null 2>"$work/loose.err"
 [[ $? -eq 1 ]] && grep -q "$work/loose.key" "$work/loose.err" && grep -q "chmod 600" "$work/loose.err"
 check "a key file others may read is refused, naming it" $?
-"$runahead" coordinator --cluster-key-file "$work/cluster.key" \
+"$runahead" coordinator --model random:tiny-llama --cluster-key-file "$work/cluster.key" \
   --client-key-file "$work/cluster.key" >/dev/null 2>"$work/same.err"
 [[ $? -eq 1 ]] && grep -q "are the same" "$work/same.err"
 check "one key for both roles is refused" $?

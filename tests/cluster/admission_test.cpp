@@ -35,6 +35,7 @@ WorkerInfo small_model() {
 CoordinatorConfig patient_config() {
   CoordinatorConfig config;
   config.heartbeat_timeout = 120s;
+  config.adopt_first_model = true;  // the scripted workers' made-up model
   return config;
 }
 

@@ -142,6 +142,7 @@ TEST(KvInjectionDrill, ForgedBlocksFromAThirdProcessChangeNoTokens) {
   const ModelConfig& config = reference.config();
 
   CoordinatorConfig coordinator_config;
+  coordinator_config.model_path = "random:tiny-llama";
   coordinator_config.min_tokens_per_worker = 1;
   auto coordinator = Coordinator::start(coordinator_config);
   ASSERT_TRUE(coordinator) << coordinator.error().to_string();
@@ -220,7 +221,9 @@ TEST(KvInjectionDrill, ForgedBlocksFromAThirdProcessChangeNoTokens) {
 // A status as a client sees it names no data-plane address (it did: anyone who could ask the
 // coordinator learned where to inject K/V).
 TEST(KvInjectionDrill, StatusForClientsNamesNoDataPlaneAddress) {
-  auto coordinator = Coordinator::start({});
+  CoordinatorConfig config;
+  config.adopt_first_model = true;
+  auto coordinator = Coordinator::start(config);
   ASSERT_TRUE(coordinator) << coordinator.error().to_string();
   testing::WorkerProcess worker((*coordinator)->address(), "random:tiny-llama", "w0",
                                 {"--transports", "tcp"});

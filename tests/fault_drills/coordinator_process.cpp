@@ -22,7 +22,8 @@ CoordinatorProcess::CoordinatorProcess(const std::vector<std::string>& extra,
                                        const std::string& stderr_path) {
   int out[2];
   if (pipe(out) != 0) return;
-  std::vector<std::string> args = {runahead_binary(), "coordinator", "--listen", "127.0.0.1:0"};
+  std::vector<std::string> args = {runahead_binary(), "coordinator", "--listen",
+                                   "127.0.0.1:0",     "--model",     "random:tiny-llama"};
   args.insert(args.end(), extra.begin(), extra.end());
   pid_ = fork();
   if (pid_ == 0) {

@@ -51,6 +51,8 @@ class Drill {
                                      "coordinator",
                                      "--listen",
                                      address_,
+                                     "--model",
+                                     kModel,
                                      "--min-tokens-per-worker",
                                      "4"};
     args.insert(args.end(), extra.begin(), extra.end());
