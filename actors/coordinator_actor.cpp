@@ -7,8 +7,8 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
-#include "core/secure_random.h"
 #include "core/log_limiter.h"
+#include "core/secure_random.h"
 #include "model/config.h"
 #include "net/control/control_limits.h"
 #include "planner/claimed_costs.h"

@@ -15,8 +15,8 @@
 
 #include "core/status.h"
 #include "net/control/control_client.h"
-#include "net/control/control_key.h"
 #include "net/control/control_events.h"
+#include "net/control/control_key.h"
 #include "net/control/reconnect_backoff.h"
 
 namespace runahead {
