@@ -187,7 +187,13 @@ class Worker::Impl {
     return *stopped;
   }
 
+  // Idempotent and safe from several threads at once (a signal thread and the main thread both
+  // stop a worker process): a second caller waits until the first has finished.
   void shutdown() {
+    std::call_once(shut_down, [this] { shut_down_once(); });
+  }
+
+  void shut_down_once() {
     finish(make_error(ErrorCode::kCancelled, options.name + " stopped"));
     // No rejoining from here on; the connection closes after what is queued.
     if (link) link->stop();
@@ -213,6 +219,7 @@ class Worker::Impl {
   runtime::ActorRef<WorkerMessage> actor;
   std::atomic<uint64_t> id{0};
   std::unique_ptr<CoordinatorLink> link;  // after the system: stopped and destroyed before it
+  std::once_flag shut_down;
 
   std::mutex mutex;
   std::condition_variable stopped_changed;

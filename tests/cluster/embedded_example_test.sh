@@ -7,6 +7,8 @@ runahead="$2"
 out="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$out"' EXIT
 prompt=1,2,3,4,5,6,7,8,9,10
+# Created first: the loop below may read it before the example's redirection does.
+: >"$out/stdout"
 "$example" 127.0.0.1:0 2 "$prompt" random:tiny-llama >"$out/stdout" 2>"$out/stderr" &
 example_pid=$!
 for _ in $(seq 100); do

@@ -31,6 +31,18 @@
 namespace runahead {
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kUnderAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kUnderAddressSanitizer = true;
+#else
+constexpr bool kUnderAddressSanitizer = false;
+#endif
+#else
+constexpr bool kUnderAddressSanitizer = false;
+#endif
+
 using namespace std::chrono_literals;
 using testing::CoordinatorProcess;
 
@@ -247,10 +259,16 @@ TEST(ResourceDrill, ConnectionFloodLeavesMemoryAndLogsBounded) {
       static_cast<unsigned long long>(reconnects.load()),
       static_cast<unsigned long long>(stderr_bytes), count_lines(log));
 
-  EXPECT_LT(rss_peak - rss_before, kDocumentedBoundBytes);
-  // 16 KiB of buffer per announced body, not 16 MiB: far below the bound.
-  EXPECT_LT(rss_announced - rss_before, uint64_t{64} << 20);
-  EXPECT_LT(rss_during - rss_before, uint64_t{64} << 20);
+  if (kUnderAddressSanitizer) {
+    // ASan keeps freed memory in quarantine (256 MiB by default), so RSS does not measure what
+    // the coordinator holds; the bound is checked in the normal build.
+    std::printf("memory bounds not checked: the coordinator runs under AddressSanitizer\n");
+  } else {
+    EXPECT_LT(rss_peak - rss_before, kDocumentedBoundBytes);
+    // 16 KiB of buffer per announced body, not 16 MiB: far below the bound.
+    EXPECT_LT(rss_announced - rss_before, uint64_t{64} << 20);
+    EXPECT_LT(rss_during - rss_before, uint64_t{64} << 20);
+  }
   EXPECT_GT(queries_sent.load(), 1000u) << "the flood did not flood";
   EXPECT_LT(stderr_bytes, uint64_t{256} << 10) << "stderr grew with the flood";
   EXPECT_NE(log.find("similar lines suppressed"), std::string::npos) << log.substr(0, 4000);
