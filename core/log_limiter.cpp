@@ -40,6 +40,14 @@ bool LogLimiter::admit(std::string_view key, Clock::time_point now, uint64_t* su
   return true;
 }
 
+bool LogLimiter::would_admit(std::string_view key, Clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  auto it = windows_.find(std::string(key));
+  if (it == windows_.end()) return true;
+  return now - it->second.start >= options_.window ||
+         it->second.written < options_.lines_per_window;
+}
+
 uint64_t LogLimiter::total_suppressed() const {
   std::lock_guard lock(mutex_);
   return total_suppressed_;

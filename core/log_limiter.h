@@ -37,6 +37,9 @@ class LogLimiter {
   // number of lines of `key` dropped since the last one written. Thread-safe.
   [[nodiscard]] bool admit(std::string_view key, Clock::time_point now, uint64_t* suppressed);
 
+  // Whether admit() would let a line of `key` through at `now`, without counting one.
+  [[nodiscard]] bool would_admit(std::string_view key, Clock::time_point now) const;
+
   // Lines dropped so far over all keys (for tests and diagnostics).
   uint64_t total_suppressed() const;
 

@@ -1,13 +1,14 @@
 // Warnings about refused peers, rate limited per remote address: a peer that retries a wrong
-// key (or a flood of them) cannot fill the log. Each address gets `burst` lines per `window`;
-// the next line after a quiet window says how many were left out. Thread-safe.
+// key (or a flood of them) cannot fill the log. Each address gets `burst` lines per `window`
+// (core/log_limiter.h); the next line after a quiet window says how many were left out.
+// Thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
-#include <mutex>
 #include <string>
-#include <unordered_map>
+
+#include "core/log_limiter.h"
 
 namespace runahead::net {
 
@@ -20,22 +21,10 @@ class RefusalLog {
   void warn(const std::string& address, const std::string& message);
 
   // Whether the next warning for `address` would be written (for tests).
-  bool would_log(const std::string& address);
+  bool would_log(const std::string& address) const;
 
  private:
-  struct Window {
-    std::chrono::steady_clock::time_point start;
-    size_t logged = 0;
-    size_t suppressed = 0;
-  };
-  // The window of `address`, renewed when it has expired; under mutex_.
-  Window& window_of(const std::string& address, std::chrono::steady_clock::time_point now);
-
-  const size_t burst_;
-  const std::chrono::seconds window_;
-  const size_t max_addresses_;
-  std::mutex mutex_;
-  std::unordered_map<std::string, Window> windows_;
+  LogLimiter limiter_;
 };
 
 // The host part of "host:port" or "[v6]:port" (the port changes with every connection).
