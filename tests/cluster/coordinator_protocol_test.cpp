@@ -3,19 +3,17 @@
 // gets its one answer; a worker with another model is refused at Hello.
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <optional>
 
 #include "net/control/control_client.h"
 #include "runahead/coordinator.h"
-#include "runtime/actor_system.h"
+#include "tests/cluster/scripted_worker.h"
 
 namespace runahead {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ScriptedWorker;
 
 // The model the scripted workers claim to run, and the coordinators below expect.
 constexpr const char* kHash = "00000000c0ffee00";
@@ -35,61 +33,6 @@ net::Token token_message(uint64_t request_id, int32_t token, uint32_t index, boo
   message.is_last = is_last;
   return message;
 }
-
-// A worker played by the test: what the coordinator sends lands in a queue.
-class ScriptedWorker {
- public:
-  Status join(const std::string& address, const std::string& hash) {
-    system_.start();
-    net::Hello hello;
-    hello.role = net::PeerRole::kWorker;
-    hello.name = "scripted";
-    hello.worker.model_hash = hash;
-    hello.worker.backend = "cpu";
-    auto client = net::WorkerControlClient::connect(
-        system_.io(), address, hello,
-        [this](net::ControlEvent<net::ToWorker> event) {
-          if (auto* received = std::get_if<net::ControlReceived<net::ToWorker>>(&event)) {
-            std::lock_guard lock(mutex_);
-            inbox_.push_back(std::move(received->message));
-            changed_.notify_all();
-          }
-          return Status::ok();
-        },
-        5000ms);
-    if (!client) return client.status();
-    client_ = std::move(client).value();
-    return Status::ok();
-  }
-
-  template <typename T>
-  std::optional<T> next(std::chrono::milliseconds timeout = 10s) {
-    std::unique_lock lock(mutex_);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      for (auto it = inbox_.begin(); it != inbox_.end(); ++it) {
-        if (auto* found = std::get_if<T>(&*it)) {
-          T value = std::move(*found);
-          inbox_.erase(it);
-          return value;
-        }
-      }
-      if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return std::nullopt;
-    }
-  }
-
-  uint64_t id() const { return client_->ack().peer_id; }
-  Status send(const net::ToCoordinator& message) { return client_->send(message); }
-
- private:
-  // Declared first, destroyed last: the client's thread may push into the inbox until the
-  // client and the actor system below are gone.
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<net::ToWorker> inbox_;
-  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
-  std::unique_ptr<net::WorkerControlClient> client_;
-};
 
 TEST(CoordinatorProtocolTest, IgnoresMessagesOutOfTurnAndAnswersOnce) {
   auto coordinator = Coordinator::start(expecting_the_model());

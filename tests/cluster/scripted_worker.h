@@ -18,6 +18,13 @@ namespace runahead::testing {
 
 class ScriptedWorker {
  public:
+  // Joins with the model hash alone (a CPU worker of no stated context or vocabulary).
+  Status join(const std::string& address, const std::string& model_hash) {
+    WorkerInfo info;
+    info.model_hash = model_hash;
+    return join(address, std::move(info));
+  }
+
   Status join(const std::string& address, WorkerInfo info, const std::string& name = "scripted") {
     system_.start();
     net::Hello hello;
@@ -62,11 +69,13 @@ class ScriptedWorker {
   Status send(const net::ToCoordinator& message) { return client_->send(message); }
 
  private:
-  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
-  std::unique_ptr<net::WorkerControlClient> client_;
+  // Declared first, destroyed last: the client's thread may push into the inbox until the
+  // client and the actor system below are gone.
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<net::ToWorker> inbox_;
+  runtime::ActorSystem system_{runtime::ActorSystemOptions{.threads = 1}};
+  std::unique_ptr<net::WorkerControlClient> client_;
 };
 
 }  // namespace runahead::testing
