@@ -297,14 +297,18 @@ TEST(ResourceDrill, ClientThatNeverReadsIsClosed) {
     submit.ignore_eos = true;
     if (!deaf.send_message(submit)) break;
   }
-  // The coordinator logs the close; wait for it.
+  // The coordinator logs the close; wait for it. Either of two bounds closes it, whichever
+  // comes first: its writes stall past the transfer timeout once the coordinator's send buffer
+  // is full ("does not read"), or the kernel gives up on a zero window after TCP_USER_TIMEOUT
+  // (25 s) when answers are produced too slowly to fill that buffer first, as under a sanitizer.
   bool closed = false;
   std::chrono::milliseconds detected{0};
-  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
   while (std::chrono::steady_clock::now() < deadline) {
     const std::string log = read_file(cluster.stderr_path());
     if (log.find("client deaf") != std::string::npos &&
-        (log.find("does not read") != std::string::npos)) {
+        (log.find("does not read") != std::string::npos ||
+         log.find("writing to client deaf") != std::string::npos)) {
       closed = true;
       detected = std::chrono::duration_cast<std::chrono::milliseconds>(
           std::chrono::steady_clock::now() - asked);
@@ -323,7 +327,10 @@ TEST(ResourceDrill, ClientThatNeverReadsIsClosed) {
       "close %.1f MiB, peak (VmHWM) %.1f MiB; stderr %llu bytes\n",
       static_cast<long long>(detected.count()), rss_before / kMiB, rss_during / kMiB,
       rss_peak / kMiB, static_cast<unsigned long long>(testing::file_bytes(cluster.stderr_path())));
-  EXPECT_LT(rss_peak - rss_before, kDocumentedBoundBytes);
+  // Under AddressSanitizer RSS counts the quarantine too (see the connection flood).
+  if (!kUnderAddressSanitizer) {
+    EXPECT_LT(rss_peak - rss_before, kDocumentedBoundBytes);
+  }
 }
 
 // A client that says Hello and then nothing is closed after the idle timeout; one that sends
