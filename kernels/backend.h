@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "core/status.h"
@@ -120,7 +121,14 @@ class Backend {
   // out = x @ w^T (+ bias when bias is not empty). x [n, k], w [m, k], out [n, m].
   virtual void matmul(Tensor x, Tensor w, Tensor bias, Tensor out) = 0;
   virtual void rope(const RopeArgs& args) = 0;
+  // Rotary embedding of a decoding batch: row r of args.x at positions[r] (host memory, one per
+  // row; args.first_position is ignored). The default calls rope() once per row.
+  virtual void rope_rows(const RopeArgs& args, std::span<const int64_t> positions);
   virtual void attention(const AttentionArgs& args) = 0;
+  // Attention of a decoding batch: one query row per request, each over its own cache (each
+  // entry as attention() takes it, with q of one row). Each row's result equals attention() on
+  // it alone. The default calls attention() once per row.
+  virtual void decode_attention(std::span<const AttentionArgs> rows);
   // out = silu(gate) * up, where gate_up = [gate | up] along the columns.
   virtual void swiglu(Tensor gate_up, Tensor out) = 0;
   // out = gelu(x), the exact (erf) form.

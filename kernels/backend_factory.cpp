@@ -20,6 +20,19 @@ Result<Buffer> Backend::allocate_host(size_t bytes) {
   return Buffer(data, bytes, [](void* p) { std::free(p); });
 }
 
+void Backend::rope_rows(const RopeArgs& args, std::span<const int64_t> positions) {
+  for (int64_t r = 0; r < args.x.rows; ++r) {
+    RopeArgs row = args;
+    row.x = args.x.rows_slice(r, r + 1);
+    row.first_position = positions[static_cast<size_t>(r)];
+    rope(row);
+  }
+}
+
+void Backend::decode_attention(std::span<const AttentionArgs> rows) {
+  for (const AttentionArgs& row : rows) attention(row);
+}
+
 Status Backend::check_attention_shape(int n_heads, int n_kv_heads, int head_dim) const {
   if (head_dim <= 0 || n_heads <= 0 || n_kv_heads <= 0 || n_heads % n_kv_heads != 0) {
     return make_error(ErrorCode::kInvalidArgument,

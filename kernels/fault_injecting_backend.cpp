@@ -99,8 +99,14 @@ class FaultInjectingBackendImpl final : public FaultInjectingBackend {
   void rope(const RopeArgs& args) override {
     if (!failed()) inner_->rope(args);
   }
+  void rope_rows(const RopeArgs& args, std::span<const int64_t> positions) override {
+    if (!failed()) inner_->rope_rows(args, positions);
+  }
   void attention(const AttentionArgs& args) override {
     if (!failed()) inner_->attention(args);
+  }
+  void decode_attention(std::span<const AttentionArgs> rows) override {
+    if (!failed()) inner_->decode_attention(rows);
   }
   void swiglu(Tensor gate_up, Tensor out) override {
     if (!failed()) inner_->swiglu(gate_up, out);

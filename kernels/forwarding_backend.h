@@ -62,7 +62,13 @@ class ForwardingBackend : public Backend {
     inner_.matmul(x, w, bias, out);
   }
   void rope(const RopeArgs& args) override { inner_.rope(args); }
+  void rope_rows(const RopeArgs& args, std::span<const int64_t> positions) override {
+    inner_.rope_rows(args, positions);
+  }
   void attention(const AttentionArgs& args) override { inner_.attention(args); }
+  void decode_attention(std::span<const AttentionArgs> rows) override {
+    inner_.decode_attention(rows);
+  }
   void swiglu(Tensor gate_up, Tensor out) override { inner_.swiglu(gate_up, out); }
   void gelu(Tensor x, Tensor out) override { inner_.gelu(x, out); }
   void add(Tensor a, Tensor b, Tensor out) override { inner_.add(a, b, out); }

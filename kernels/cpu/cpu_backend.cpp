@@ -20,6 +20,72 @@ namespace {
   return t.empty() || t.dtype == DType::kF32;
 }
 
+// Rotates each row r of a.x at position_of(r).
+template <typename PositionOf>
+void rotate(const RopeArgs& a, PositionOf position_of) {
+  assert(is_f32(a.x) && a.inv_freq.dtype == DType::kF32);
+  const int half = a.rotary_dim / 2;
+  const float* inv_freq = a.inv_freq.as<float>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < a.x.rows; ++r) {
+    const auto position = static_cast<float>(position_of(r));
+    float* row = a.x.row<float>(r);
+    for (int i = 0; i < half; ++i) {
+      // As Hugging Face: the angle in fp32, then cos and sin of it.
+      const float angle = position * inv_freq[i];
+      const float cos_a = std::cos(angle);
+      const float sin_a = std::sin(angle);
+      for (int h = 0; h < a.n_heads; ++h) {
+        float* head = row + static_cast<int64_t>(h) * a.head_dim;
+        const int first = a.style == RopeStyle::kHalf ? i : 2 * i;
+        const int second = a.style == RopeStyle::kHalf ? i + half : 2 * i + 1;
+        const float x0 = head[first];
+        const float x1 = head[second];
+        head[first] = x0 * cos_a - x1 * sin_a;
+        head[second] = x1 * cos_a + x0 * sin_a;
+      }
+    }
+  }
+}
+
+struct QueryScratch {
+  std::vector<float> scores;
+  std::vector<double> accumulator;
+};
+
+// Head h of query row i with plain loops: every query's result is computed in the same order
+// whatever slice or batch it belongs to, so sliced, one-shot and batched runs agree.
+void attend_query(const AttentionArgs& a, int h, int64_t i, QueryScratch& scratch) {
+  const int group = a.n_heads / a.n_kv_heads;
+  const int64_t hd = a.head_dim;
+  const int64_t visible = a.q_begin + i + 1;
+  const int64_t kv_offset = static_cast<int64_t>(h / group) * hd;
+  const float* q = a.q.row<float>(i) + static_cast<int64_t>(h) * hd;
+  std::vector<float>& scores = scratch.scores;
+  std::vector<double>& accumulator = scratch.accumulator;
+  scores.resize(static_cast<size_t>(visible));
+  float max_score = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < visible; ++j) {
+    const float* k = a.k.row<float>(j) + kv_offset;
+    float dot = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) dot += q[d] * k[d];
+    scores[j] = dot * a.scale;
+    max_score = std::max(max_score, scores[j]);
+  }
+  double total = 0.0;
+  for (int64_t j = 0; j < visible; ++j) {
+    scores[j] = std::exp(scores[j] - max_score);
+    total += scores[j];
+  }
+  accumulator.assign(static_cast<size_t>(hd), 0.0);
+  for (int64_t j = 0; j < visible; ++j) {
+    const float* v = a.v.row<float>(j) + kv_offset;
+    for (int64_t d = 0; d < hd; ++d) accumulator[d] += double{scores[j]} * v[d];
+  }
+  float* o = a.out.row<float>(i) + static_cast<int64_t>(h) * hd;
+  for (int64_t d = 0; d < hd; ++d) o[d] = static_cast<float>(accumulator[d] / total);
+}
+
 class CpuBackend final : public Backend {
  public:
   std::string name() const override { return "cpu"; }
@@ -171,70 +237,42 @@ class CpuBackend final : public Backend {
   }
 
   void rope(const RopeArgs& a) override {
-    assert(is_f32(a.x) && a.inv_freq.dtype == DType::kF32);
-    const int half = a.rotary_dim / 2;
-    const float* inv_freq = a.inv_freq.as<float>();
-#pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < a.x.rows; ++r) {
-      const auto position = static_cast<float>(a.first_position + r);
-      float* row = a.x.row<float>(r);
-      for (int i = 0; i < half; ++i) {
-        // As Hugging Face: the angle in fp32, then cos and sin of it.
-        const float angle = position * inv_freq[i];
-        const float cos_a = std::cos(angle);
-        const float sin_a = std::sin(angle);
-        for (int h = 0; h < a.n_heads; ++h) {
-          float* head = row + static_cast<int64_t>(h) * a.head_dim;
-          const int first = a.style == RopeStyle::kHalf ? i : 2 * i;
-          const int second = a.style == RopeStyle::kHalf ? i + half : 2 * i + 1;
-          const float x0 = head[first];
-          const float x1 = head[second];
-          head[first] = x0 * cos_a - x1 * sin_a;
-          head[second] = x1 * cos_a + x0 * sin_a;
-        }
-      }
-    }
+    rotate(a, [&](int64_t r) { return a.first_position + r; });
   }
 
-  // One query at a time with plain loops: every query's result is computed in the same order
-  // whatever slice it belongs to, so sliced and one-shot prefills agree.
+  void rope_rows(const RopeArgs& a, std::span<const int64_t> positions) override {
+    assert(positions.size() == static_cast<size_t>(a.x.rows));
+    rotate(a, [&](int64_t r) { return positions[static_cast<size_t>(r)]; });
+  }
+
   void attention(const AttentionArgs& a) override {
     assert(is_f32(a.q) && is_f32(a.k) && is_f32(a.v) && is_f32(a.out));
     const int64_t n_q = a.q.rows;
     assert(a.k.rows >= a.q_begin + n_q && a.v.rows >= a.q_begin + n_q);
-    const int group = a.n_heads / a.n_kv_heads;
-    const int64_t hd = a.head_dim;
 #pragma omp parallel
     {
-      std::vector<float> scores;
-      std::vector<double> accumulator(static_cast<size_t>(hd));
+      QueryScratch scratch;
 #pragma omp for collapse(2) schedule(dynamic, 16)
       for (int h = 0; h < a.n_heads; ++h) {
-        for (int64_t i = 0; i < n_q; ++i) {
-          const int64_t visible = a.q_begin + i + 1;
-          const int64_t kv_offset = static_cast<int64_t>(h / group) * hd;
-          const float* q = a.q.row<float>(i) + static_cast<int64_t>(h) * hd;
-          scores.resize(static_cast<size_t>(visible));
-          float max_score = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < visible; ++j) {
-            const float* k = a.k.row<float>(j) + kv_offset;
-            float dot = 0.0f;
-            for (int64_t d = 0; d < hd; ++d) dot += q[d] * k[d];
-            scores[j] = dot * a.scale;
-            max_score = std::max(max_score, scores[j]);
-          }
-          double total = 0.0;
-          for (int64_t j = 0; j < visible; ++j) {
-            scores[j] = std::exp(scores[j] - max_score);
-            total += scores[j];
-          }
-          std::fill(accumulator.begin(), accumulator.end(), 0.0);
-          for (int64_t j = 0; j < visible; ++j) {
-            const float* v = a.v.row<float>(j) + kv_offset;
-            for (int64_t d = 0; d < hd; ++d) accumulator[d] += double{scores[j]} * v[d];
-          }
-          float* o = a.out.row<float>(i) + static_cast<int64_t>(h) * hd;
-          for (int64_t d = 0; d < hd; ++d) o[d] = static_cast<float>(accumulator[d] / total);
+        for (int64_t i = 0; i < n_q; ++i) attend_query(a, h, i, scratch);
+      }
+    }
+  }
+
+  // Every (request, head) pair of the batch in parallel, each computed as attention() does.
+  void decode_attention(std::span<const AttentionArgs> rows) override {
+    if (rows.empty()) return;
+    const auto n_rows = static_cast<int64_t>(rows.size());
+    const int n_heads = rows[0].n_heads;
+#pragma omp parallel
+    {
+      QueryScratch scratch;
+#pragma omp for collapse(2) schedule(dynamic, 4)
+      for (int64_t r = 0; r < n_rows; ++r) {
+        for (int h = 0; h < n_heads; ++h) {
+          const AttentionArgs& a = rows[static_cast<size_t>(r)];
+          assert(a.q.rows == 1 && a.k.rows >= a.q_begin + 1);
+          attend_query(a, h, 0, scratch);
         }
       }
     }
